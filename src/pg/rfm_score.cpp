@@ -22,6 +22,8 @@ constexpr int kDefaultBins = 5;
 constexpr const char* kInvalid = cdp::sqlstate::kInvalidParameterValue;
 
 // How each SQL type becomes a C++ key that orders like PostgreSQL orders the type.
+static_assert(FLOAT8PASSBYVAL, "pg_cdp reads 8-byte values as pass-by-value Datums (64-bit builds)");
+
 struct Float8Type {
   using Key = double;
   using Less = std::less<double>;
@@ -240,8 +242,18 @@ struct BreaksState {
   int bins;
   int64 count;
   int64 capacity;
-  Datum* values;  // numeric values are copies owned by the aggregate context
+  Datum* values;     // numeric values are copies owned by the aggregate context
+  Size copy_bytes;   // bytes of those copies
 };
+
+// What the group will need at the final sort (values, copies and sort entries), checked while
+// collecting so an oversized group fails early instead of after filling memory.
+template <typename Type>
+void charge_breaks(const BreaksState* state, int64 capacity) {
+  cdp::MemoryBudget budget = scoring_budget();
+  budget.charge(static_cast<std::size_t>(capacity) * (sizeof(Datum) + sizeof(Keyed<typename Type::Key>)) +
+                state->copy_bytes);
+}
 
 template <typename Type>
 Datum rfm_breaks_transition(FunctionCallInfo fcinfo) {
@@ -262,14 +274,19 @@ Datum rfm_breaks_transition(FunctionCallInfo fcinfo) {
     }
     if (PG_ARGISNULL(1)) return PointerGetDatum(state);
     Datum value = PG_GETARG_DATUM(1);
-    if (!Type::kByValue) value = pg_call([&] {
-      MemoryContext previous = MemoryContextSwitchTo(aggregate_context);
-      Datum kept = keep_numeric(value);
-      MemoryContextSwitchTo(previous);
-      return kept;
-    });
+    if (!Type::kByValue) {
+      value = pg_call([&] {
+        MemoryContext previous = MemoryContextSwitchTo(aggregate_context);
+        Datum kept = keep_numeric(value);
+        MemoryContextSwitchTo(previous);
+        return kept;
+      });
+      state->copy_bytes += VARSIZE_ANY(DatumGetPointer(value));
+      if ((state->count & 0xFFF) == 0) charge_breaks<Type>(state, state->count);
+    }
     (void)Type::key(value, "value");  // rejects NaN at the row that has it
     if (state->count == state->capacity) {
+      charge_breaks<Type>(state, state->capacity == 0 ? 1024 : state->capacity * 2);
       pg_call([&] {
         const int64 capacity = state->capacity == 0 ? 1024 : state->capacity * 2;
         const Size bytes = static_cast<Size>(capacity) * sizeof(Datum);
