@@ -126,3 +126,21 @@ SELECT count(*) AS violations
   FROM (SELECT amount, cdp.rfm_score(amount) OVER () s FROM sample WHERE amount IS NOT NULL) a
   JOIN (SELECT amount, cdp.rfm_score(amount) OVER () s FROM sample WHERE amount IS NOT NULL) b
     ON a.amount <= b.amount AND a.s > b.s OR a.amount = b.amount AND a.s <> b.s;
+
+-- Under a forced parallel plan the results are the same (rfm_breaks has no combine function, so it
+-- aggregates above the Gather; rfm_score runs above it too).
+CREATE TABLE rfm_parallel AS SELECT i, ((i * 7919 % 1000) / 10.0)::numeric(6, 1) AS amount FROM generate_series(1, 20000) i;
+ANALYZE rfm_parallel;
+CREATE TEMP TABLE serial_result AS
+SELECT (SELECT cdp.rfm_breaks(amount) FROM rfm_parallel) AS breaks,
+       (SELECT sum(s * i) FROM (SELECT i, cdp.rfm_score(amount) OVER () s FROM rfm_parallel) x) AS checksum;
+SET force_parallel_mode = regress; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT cdp.rfm_breaks(amount) FROM rfm_parallel;
+SELECT (SELECT cdp.rfm_breaks(amount) FROM rfm_parallel) = breaks AS same_breaks,
+       (SELECT sum(s * i) FROM (SELECT i, cdp.rfm_score(amount) OVER () s FROM rfm_parallel) x) = checksum AS same_scores,
+       breaks
+  FROM serial_result;
+RESET force_parallel_mode; RESET parallel_setup_cost; RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
+DROP TABLE rfm_parallel;
