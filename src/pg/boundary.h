@@ -47,8 +47,9 @@ Datum guarded(Body&& body) {
   bool failed = false;
   Datum result = (Datum)0;
   auto copy = [](char* to, std::size_t size, const char* from) {
-    std::strncpy(to, from ? from : "", size - 1);
-    to[size - 1] = '\0';
+    const std::size_t length = from ? strnlen(from, size - 1) : 0;
+    if (length) std::memcpy(to, from, length);
+    to[length] = '\0';
   };
   try {
     result = body();
