@@ -42,22 +42,6 @@ LIFECYCLE_FILTER="SELECT count(*) FILTER (WHERE stage = 'prospect') AS prospect,
   max(expected_next_order_at) AS expected, sum(overdue_ratio) AS ratio, min(stage_since) AS since
   FROM (SELECT (cdp.lifecycle(ordered_at, amount, '2026-07-01 00:00+00')).* FROM bench.orders GROUP BY customer_id) x"
 
-# Median wall time in ms of RUNS runs of a query under the given settings (one warm-up run first).
-median_ms() {
-  local settings=$1 query=$2 i times=()
-  for i in $(seq 0 "$RUNS"); do
-    local t
-    t=$(psql -qXAt -v ON_ERROR_STOP=1 <<SQL | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1
-$settings
-\timing on
-$query;
-SQL
-)
-    [ "$i" -gt 0 ] && times+=("$t")
-  done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'
-}
-
 SERIAL="SET max_parallel_workers_per_gather = 0;"
 PARALLEL="SET max_parallel_workers_per_gather = 2;"
 # With ~2 orders per customer the planner never chooses a parallel plan for GROUP BY customer on its own
@@ -75,24 +59,76 @@ a=$(psql -qXAt -c "$PARALLEL" -c "$LIFECYCLE"); b=$(psql -qXAt -c "$SERIAL" -c "
 echo "$a" | sed 's/^/  /'
 [ "$a" = "$b" ] && echo "  parallel = serial" || { echo "  MISMATCH: serial $b"; exit 1; }
 
-log "timing: medians of $RUNS runs"
-floor_parallel=$(median_ms "$PARALLEL" "$FLOOR")
-floor_serial=$(median_ms "$SERIAL" "$FLOOR")
-lifecycle_parallel=$(median_ms "$PARALLEL" "$LIFECYCLE")
-lifecycle_serial=$(median_ms "$SERIAL" "$LIFECYCLE")
-lifecycle_forced=$(median_ms "$FORCED" "$LIFECYCLE")
-lifecycle_filter=$(median_ms "$SERIAL" "$LIFECYCLE_FILTER")
-floor_best=$(printf '%s\n%s\n' "$floor_parallel" "$floor_serial" | sort -n | head -1)
+log "timing: medians of $RUNS runs (one warm-up run each)"
+# Wall clock, and the CPU time of the backend process (from /proc; robust when other jobs share the
+# machine). For a serial plan the backend does all the work, so CPU time is the cost of the query; for
+# a parallel plan only wall clock counts.
+export RUNS FLOOR LIFECYCLE LIFECYCLE_FILTER SERIAL PARALLEL FORCED
+python3 - <<'PY'
+import os, subprocess, time
 
-echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-34s %10s ms\n' "floor, parallel on" "$floor_parallel" "floor, parallel off" "$floor_serial" \
-  "cdp.lifecycle, parallel on" "$lifecycle_parallel" "cdp.lifecycle, parallel off" "$lifecycle_serial" \
-  "cdp.lifecycle, parallel forced" "$lifecycle_forced" "cdp.lifecycle FILTER form, off" "$lifecycle_filter"
-awk -v lp="$lifecycle_parallel" -v ls="$lifecycle_serial" -v fp="$floor_parallel" -v fs="$floor_serial" \
-    -v lf="$lifecycle_forced" -v lff="$lifecycle_filter" 'BEGIN {
-  printf "lifecycle / floor, parallel on : %.2f (target <= 1.5)\n", lp / fp
-  printf "lifecycle / floor, parallel off: %.2f\n", ls / fs
-  printf "lifecycle parallel / serial    : %.2f (target < 1; the planner chose the plan shown above)\n", lp / ls
-  printf "lifecycle forced parallel / serial: %.2f\n", lf / ls
-  printf "lifecycle FILTER form / floor, parallel off: %.2f\n", lff / fs
-}'
+runs = int(os.environ["RUNS"])
+def one_line(sql):
+    return " ".join(sql.split()).rstrip(";")
+queries = {
+    "floor": os.environ["FLOOR"],
+    "lifecycle": "SELECT count(*), sum(customers), max(max_gap) FROM (" + os.environ["LIFECYCLE"] + ") s",
+    "lifecycle_filter": os.environ["LIFECYCLE_FILTER"],
+}
+settings = {"serial": os.environ["SERIAL"], "parallel": os.environ["PARALLEL"], "forced": os.environ["FORCED"]}
+plan = [("floor", "parallel"), ("floor", "serial"), ("lifecycle", "parallel"), ("lifecycle", "serial"),
+        ("lifecycle", "forced"), ("lifecycle_filter", "serial")]
+
+def session(setting):
+    p = subprocess.Popen(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True, bufsize=1)
+    for statement in setting.split(";"):
+        if statement.strip():
+            name, value = statement.replace("SET", "", 1).split("=")
+            run(p, "SELECT set_config('%s', '%s', false)" % (name.strip(), value.strip()))
+    pid = int(run(p, "SELECT pg_backend_pid()"))
+    return p, pid
+
+def run(p, sql):
+    p.stdin.write(one_line(sql) + ";\n")
+    p.stdin.flush()
+    return p.stdout.readline().strip()
+
+def cpu_seconds(pid):
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+results = {}
+for query, setting in plan:
+    p, pid = session(settings[setting])
+    run(p, queries[query])  # warm-up
+    walls, cpus = [], []
+    for _ in range(runs):
+        c0, t0 = cpu_seconds(pid), time.monotonic()
+        run(p, queries[query])
+        walls.append(time.monotonic() - t0)
+        cpus.append(cpu_seconds(pid) - c0)
+    p.stdin.close()
+    p.wait()
+    results[(query, setting)] = (median(walls) * 1000, median(cpus) * 1000)
+
+load = open("/proc/loadavg").read().split()[:3]
+model = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")][:1]
+print("machine: %d cores, %s, load average %s" % (os.cpu_count(), model[0] if model else "?", " ".join(load)))
+print("%-44s %10s %10s" % ("query", "wall ms", "cpu ms"))
+for (query, setting), (wall, cpu) in results.items():
+    print("%-44s %10.0f %10.0f" % (query + ", " + setting, wall, cpu))
+f_wall, f_cpu = results[("floor", "serial")]
+l_wall, l_cpu = results[("lifecycle", "serial")]
+print("lifecycle / floor, serial, backend CPU : %.2f (target <= 1.5)" % (l_cpu / f_cpu))
+print("lifecycle / floor, serial, wall clock  : %.2f" % (l_wall / f_wall))
+print("lifecycle / floor, parallel on, wall   : %.2f" % (results[("lifecycle", "parallel")][0] / results[("floor", "parallel")][0]))
+print("lifecycle FILTER form / floor, CPU     : %.2f" % (results[("lifecycle_filter", "serial")][1] / f_cpu))
+print("lifecycle parallel on / off, wall      : %.2f (target < 1; the planner's plan is shown above)" % (results[("lifecycle", "parallel")][0] / l_wall))
+print("lifecycle forced parallel / off, wall  : %.2f" % (results[("lifecycle", "forced")][0] / l_wall))
+PY
