@@ -344,8 +344,10 @@ State* copy_state(const State* from, MemoryContext aggcontext) {
   *state = *from;
   state->days = state->inline_days;
   state->capacity = kInlineDays;
+  state->count = 0;  // nothing for reserve() to carry over
   reserve(state, aggcontext, from->count);
   std::memcpy(state->days, from->days, static_cast<std::size_t>(from->count) * sizeof(std::int32_t));
+  state->count = from->count;
   return state;
 }
 
