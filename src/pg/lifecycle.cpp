@@ -143,7 +143,7 @@ bool fetch_policy(const char* name, lc::Policy* out, char* known, std::size_t kn
 // Interned policies of one function call site for the current query.
 struct PolicyTable {
   int count;
-  PolicyEntry* entries[16];
+  PolicyEntry* entries[64];
 };
 
 const PolicyEntry* resolve_policy(PolicyTable* table, MemoryContext mcxt, const char* name, std::size_t length) {
@@ -163,7 +163,7 @@ const PolicyEntry* resolve_policy(PolicyTable* table, MemoryContext mcxt, const 
          std::string("Known policies: ") + (known[0] ? known : "(none)") + ".",
          "Add a row to cdp.lifecycle_policies or derive one with cdp.fit_lifecycle_policy().");
   lc::check_policy(entry->policy);
-  if (table->count < 16) table->entries[table->count++] = entry;  // beyond 16 names: resolved per group
+  if (table->count < 64) table->entries[table->count++] = entry;  // beyond 64 names: resolved per group
   return entry;
 }
 
