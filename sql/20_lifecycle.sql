@@ -107,3 +107,25 @@ SELECT (l).orders, (l).order_days, (l).typical_gap_days, (l).stage, (l).stage_si
   FROM (SELECT cdp.lifecycle(ordered_at, 1, '2026-07-01') AS l
           FROM (SELECT timestamptz '2000-01-01 12:00+00' + k * interval '3 days' AS ordered_at
                   FROM generate_series(0, 2999) k, generate_series(1, 2) twice ORDER BY random()) o) s;
+
+-- Day numbers agree with PostgreSQL's own timestamptz::date in zones with DST, half-hour and 45-minute
+-- offsets and historical local mean time: random instants 1850-2250 (beyond the tabulated 1800-2300 range
+-- too) and every 15 minutes through March-April 2026.
+SELECT setseed(0.9);
+CREATE TEMP TABLE instants AS
+SELECT timestamptz '1850-01-01 00:00+00' + random() * interval '400 years' AS t FROM generate_series(1, 3000)
+UNION ALL SELECT timestamptz '1700-06-01 00:00+00' + g * interval '10 days' FROM generate_series(0, 50) g
+UNION ALL SELECT timestamptz '2026-03-01 00:00+00' + g * interval '15 minutes' FROM generate_series(0, 4000) g;
+SET TimeZone = 'America/New_York';
+SELECT current_setting('TimeZone') AS tz, count(*) AS instants, count(*) FILTER (WHERE s = t::date) AS same_day
+  FROM (SELECT t, (cdp.lifecycle(t, 1, t)).stage_since AS s FROM instants GROUP BY t) x;
+SET TimeZone = 'Australia/Lord_Howe';
+SELECT current_setting('TimeZone') AS tz, count(*) AS instants, count(*) FILTER (WHERE s = t::date) AS same_day
+  FROM (SELECT t, (cdp.lifecycle(t, 1, t)).stage_since AS s FROM instants GROUP BY t) x;
+SET TimeZone = 'Pacific/Chatham';
+SELECT current_setting('TimeZone') AS tz, count(*) AS instants, count(*) FILTER (WHERE s = t::date) AS same_day
+  FROM (SELECT t, (cdp.lifecycle(t, 1, t)).stage_since AS s FROM instants GROUP BY t) x;
+SET TimeZone = 'Europe/Dublin';
+SELECT current_setting('TimeZone') AS tz, count(*) AS instants, count(*) FILTER (WHERE s = t::date) AS same_day
+  FROM (SELECT t, (cdp.lifecycle(t, 1, t)).stage_since AS s FROM instants GROUP BY t) x;
+SET TimeZone = 'UTC';
