@@ -113,7 +113,7 @@ bool fetch_policy(const char* name, lc::Policy* out, char* known, std::size_t kn
   Datum arg = CStringGetTextDatum(name);
   int rc = SPI_execute_with_args(
       "SELECT one_time_cadence_days, at_risk_factor, lapsed_factor, churned_factor, loyal_min_order_days, "
-      "min_gaps_for_own_cadence FROM cdp.lifecycle_policies WHERE policy = $1",
+      "min_gaps_for_own_cadence FROM cdp.lifecycle_policies WHERE policy OPERATOR(pg_catalog.=) $1",
       1, &argtype, &arg, nullptr, true, 1);
   if (rc != SPI_OK_SELECT) elog(ERROR, "reading cdp.lifecycle_policies failed");
   bool found = SPI_processed == 1;
