@@ -20,7 +20,7 @@ SELECT policy, one_time_cadence_days, at_risk_factor, lapsed_factor, churned_fac
        min_gaps_for_own_cadence, shipped
   FROM cdp.lifecycle_policies ORDER BY policy;
 -- pg_dump keeps the user's rows, CREATE EXTENSION recreates the shipped ones.
-SELECT c.relname, e.extcondition FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS x(oid, extcondition)
+SELECT c.relname, x.extcondition FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS x(oid, extcondition)
   JOIN pg_class c ON c.oid = x.oid
  WHERE e.extname = 'pg_cdp' AND c.relname = 'lifecycle_policies';
 
