@@ -23,8 +23,8 @@ INSERT INTO obs VALUES ('web', 'guest-1', 'email', 'person7@mail.com', '2024-01-
                        ('web', 'guest-1', 'anonymous_id', 'ck-guest', '2024-01-02'),
                        ('web', 'guest-2', 'anonymous_id', 'ck-guest', '2024-01-02');
 CALL cdp.merge_identities('obs');
--- Run 2 reads rows at or after run 1's high-water mark (day 1 itself included, so 1003 rows) and
--- stores only the 103 links it had not seen; nobody new appears, nobody merges.
+-- Run 2 reads only the 103 rows after run 1's high-water mark (the latest observed_at it read);
+-- nobody new appears, nobody merges.
 SELECT run_id, full_rebuild, observations_read, new_observations, records, persons, new_persons, merges, splits
   FROM cdp.merge_runs ORDER BY run_id;
 
