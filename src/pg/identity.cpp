@@ -970,8 +970,20 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
         "ttitiTT");
     HeapAppender appender("person_identifiers", 8);
     const bool bulk = previous_identifier_rows == 0 && appender.usable();
-    std::vector<int32_t> order(graph.identifier_count());
-    for (int32_t i = 0; i < graph.identifier_count(); ++i) order[i] = i;
+    // The fingerprint of each row as it would be written; only rows that differ from the stored one go out.
+    auto fingerprint_of = [&](int32_t identifier) {
+      std::string fingerprint = std::to_string(graph.identifier_person(identifier)) + '/' +
+                                identity::reason_name(graph.identifier_reason(identifier)) + '/' +
+                                std::to_string(graph.identifier_records(identifier)) + '/' +
+                                std::to_string(graph.identifier_first_seen(identifier)) + '/' +
+                                std::to_string(graph.identifier_last_seen(identifier));
+      return identity::hash_bytes(fingerprint) | 1;
+    };
+    std::vector<int32_t> order;
+    for (int32_t i = 0; i < graph.identifier_count(); ++i) {
+      interrupts.tick();
+      if (previous_row[i] != fingerprint_of(i)) order.push_back(i);
+    }
     std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
       const std::string& ta = graph.types()[graph.identifier_type(a)].name;
       const std::string& tb = graph.types()[graph.identifier_type(b)].name;
@@ -983,9 +995,6 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
       const char* reason = identity::reason_name(graph.identifier_reason(identifier));
       const int64_t records = graph.identifier_records(identifier);
       const int64_t first = graph.identifier_first_seen(identifier), last = graph.identifier_last_seen(identifier);
-      std::string fingerprint = std::to_string(person) + '/' + reason + '/' + std::to_string(records) + '/' +
-                                std::to_string(first) + '/' + std::to_string(last);
-      if (previous_row[identifier] == (identity::hash_bytes(fingerprint) | 1)) continue;
       if (bulk) {
         appender.text(0, graph.types()[graph.identifier_type(identifier)].name);
         appender.text(1, graph.identifier_value(identifier));
