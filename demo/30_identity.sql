@@ -11,7 +11,7 @@ INSERT INTO demo_observations VALUES
   ('pos', 'visit-3', 'loyalty_id', 'LC-88', '2024-05-03 12:00+00'),
   ('crm', 'contact-9', 'phone', '+1 212 555 0147', '2024-05-04 09:00+00'),
   ('crm', 'contact-9', 'email', 'MARIALOPEZ@gmail.com', '2024-05-04 09:00+00'),
-  -- junk and a shared household address
+  -- junk shared by two accounts links nobody
   ('shop', 'order-1002', 'customer_id', '502', '2024-05-05 11:00+00'),
   ('shop', 'order-1002', 'email', 'test@test.com', '2024-05-05 11:00+00'),
   ('shop', 'order-1003', 'customer_id', '503', '2024-05-05 12:00+00'),
