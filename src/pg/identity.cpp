@@ -285,7 +285,9 @@ class ArrayBatch {
 class HeapAppender {
  public:
   // table: a table of schema cdp with exactly `columns` live columns.
-  HeapAppender(const char* table, int columns) {
+  // rebuild_indexes: skip row-by-row index entries and REINDEX the table in finish() instead (only when
+  // the caller owns it); much faster for a first load, but readers of the table wait until commit.
+  HeapAppender(const char* table, int columns, bool rebuild_indexes = false) : table_(table) {
     struct Opened {
       Relation rel;
       bool ok;
@@ -300,6 +302,8 @@ class HeapAppender {
     });
     rel_ = opened.rel;
     usable_ = opened.ok;
+    if (usable_ && rebuild_indexes)
+      reindex_ = pg_call([&]() -> bool { return pg_class_ownercheck(RelationGetRelid(rel_), GetUserId()); });
     if (!usable_) return;
     pg_call([&] {
       slot_ = table_slot_create(rel_, nullptr);
@@ -309,7 +313,7 @@ class HeapAppender {
       estate_ = CreateExecutorState();
       result_ = makeNode(ResultRelInfo);
       InitResultRelInfo(result_, rel_, 1, nullptr, 0);
-      ExecOpenIndices(result_, false);
+      if (!reindex_) ExecOpenIndices(result_, false);
     });
   }
   bool usable() const { return usable_; }
@@ -365,6 +369,10 @@ class HeapAppender {
       table_close(rel_, NoLock);
       CommandCounterIncrement();
     });
+    if (reindex_) {
+      const std::string sql = std::string("REINDEX TABLE cdp.") + table_;
+      spi_run(sql.c_str());
+    }
   }
   int64_t rows() const { return rows_; }
 
@@ -382,6 +390,8 @@ class HeapAppender {
   CommandId command_ = 0;
   EState* estate_ = nullptr;
   ResultRelInfo* result_ = nullptr;
+  const char* table_;
+  bool reindex_ = false;
   Cell cells_[16];
   int pending_ = 0;
   int64_t rows_ = 0;
@@ -393,6 +403,7 @@ class HeapAppender {
 struct Config {
   std::vector<TypeRule> types;
   std::string phone_region = "US";
+  bool bulk_index_first_load = false;  // identity_settings.bulk_index_first_load
 };
 
 // read_only: for callers that may run in a parallel worker (normalize_identifier, person_id), where SPI
@@ -412,8 +423,10 @@ Config load_config(bool read_only = false) {
     rule.hub_threshold = result_int64(r, 5);
     config.types.push_back(std::move(rule));
   }
-  n = spi_run("SELECT default_phone_region FROM cdp.identity_settings LIMIT 1", {}, read_only);
+  n = spi_run("SELECT default_phone_region, bulk_index_first_load::int4::int8 FROM cdp.identity_settings LIMIT 1", {},
+              read_only);
   if (n > 0 && !result_is_null(0, 1)) config.phone_region = result_text(0, 1);
+  if (n > 0) config.bulk_index_first_load = result_int64(0, 2) != 0;
   return config;
 }
 
@@ -468,7 +481,7 @@ struct Phases {
 };
 
 struct Skipped {
-  int64_t null_field = 0, empty = 0, too_long = 0, forgotten = 0, unknown_type_links = 0;
+  int64_t null_field = 0, empty = 0, too_long = 0, forgotten = 0;
   std::string json() const {
     return "{\"null_field\": " + std::to_string(null_field) + ", \"empty\": " + std::to_string(empty) +
            ", \"too_long\": " + std::to_string(too_long) + ", \"forgotten\": " + std::to_string(forgotten) + "}";
@@ -876,7 +889,7 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
       return sa != sb ? sa < sb : graph.record_key(a) < graph.record_key(b);
     });
     // Into an empty table nothing can conflict: append directly instead of INSERT ... ON CONFLICT.
-    HeapAppender appender("identity_map", 3);
+    HeapAppender appender("identity_map", 3, previous_map_rows == 0 && config.bulk_index_first_load);
     const bool bulk = previous_map_rows == 0 && appender.usable();
     for (int32_t record : changed) {
       const int64_t person = graph.record_person(record);
@@ -968,7 +981,7 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
                               "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen"
                             : ""),
         "ttitiTT");
-    HeapAppender appender("person_identifiers", 8);
+    HeapAppender appender("person_identifiers", 8, previous_identifier_rows == 0 && config.bulk_index_first_load);
     const bool bulk = previous_identifier_rows == 0 && appender.usable();
     // The fingerprint of each row as it would be written; only rows that differ from the stored one go out.
     auto fingerprint_of = [&](int32_t identifier) {
@@ -1066,7 +1079,9 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
     insert.flush();
   }
   phases.lap("write_history");
-  (void)unknown_links;
+  if (unknown_links > 0)
+    notice("merge_identities: ignored " + std::to_string(unknown_links) +
+           " stored links whose id_type is no longer in cdp.identifier_types");
 }
 
 int64_t start_run(const char* kind, Oid relation, bool full_rebuild) {

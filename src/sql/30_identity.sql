@@ -57,10 +57,11 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.identifier_blocklist', '');
 
 CREATE TABLE cdp.identity_settings (
   singleton            boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-  default_phone_region text NOT NULL DEFAULT 'US' CHECK (default_phone_region ~ '^[A-Z]{2}$')
+  default_phone_region text NOT NULL DEFAULT 'US' CHECK (default_phone_region ~ '^[A-Z]{2}$'),
+  bulk_index_first_load boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE cdp.identity_settings IS
-  'Identity merge: one-row settings; default_phone_region is the ISO 3166 region for phone numbers written without +country code';
+  'Identity merge: one-row settings; default_phone_region is the ISO 3166 region for phone numbers written without +country code; bulk_index_first_load = true makes a run into an empty identity_map/person_identifiers rebuild their indexes once at the end (much faster for a first load of millions of records; readers of those tables wait until the run commits)';
 INSERT INTO cdp.identity_settings DEFAULT VALUES;
 SELECT pg_catalog.pg_extension_config_dump('cdp.identity_settings', '');
 
