@@ -19,12 +19,14 @@ extern "C" {
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 extern "C" {
@@ -588,6 +590,10 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   std::vector<IngestLink> links;
   std::set<std::string> unknown_types;
   identity::Normalised normalised;
+  std::unordered_map<std::string, identity::Normalised> phone_cache;
+  std::string phone_key;
+  std::size_t phone_cache_bytes = 0;
+  constexpr std::size_t kPhoneCacheEntries = 1 << 20;
   std::string last_type_name;
   int last_type = -1;
   Cursor cursor(sql.c_str(), params);
@@ -622,7 +628,23 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
         ++skipped.too_long;
         continue;
       }
-      normaliser.normalise(staged.types()[type].normaliser, value.view(), normalised);
+      const identity::Normaliser kind = staged.types()[type].normaliser;
+      if (kind == identity::Normaliser::kPhone) {
+        // libphonenumber takes ~20 us per number and a phone repeats on many records: remember results.
+        phone_key.assign(value.view());
+        auto hit = phone_cache.find(phone_key);
+        if (hit != phone_cache.end()) {
+          normalised = hit->second;
+        } else {
+          normaliser.normalise(kind, value.view(), normalised);
+          if (phone_cache.size() < kPhoneCacheEntries) {
+            phone_cache.emplace(phone_key, normalised);
+            phone_cache_bytes += 2 * phone_key.size() + 96;
+          }
+        }
+      } else {
+        normaliser.normalise(kind, value.view(), normalised);
+      }
       if (normalised.outcome == identity::Outcome::kEmpty) {
         ++skipped.empty;
         continue;
@@ -640,7 +662,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
       links.push_back(IngestLink{record, identifier, at, at});
     }
     check_for_interrupts();
-    memory.check(staged.memory_bytes() + links.capacity() * sizeof(IngestLink));
+    memory.check(staged.memory_bytes() + links.capacity() * sizeof(IngestLink) + phone_cache_bytes);
   }
   if (!unknown_types.empty()) {
     std::string list;
@@ -1275,13 +1297,52 @@ extern "C" Datum cdp_forget_person(PG_FUNCTION_ARGS) {
   });
 }
 
+namespace cdp::pg {
+namespace {
+// The rules normalize_identifier needs, cached as plain data in fn_extra for the rest of the query
+// (the function is STABLE), so person_id() over many rows reads cdp.identifier_types once.
+struct CachedRules {
+  static constexpr int kMaxTypes = 255;
+  int count;
+  char region[8];
+  char names[kMaxTypes][64];
+  int normalisers[kMaxTypes];
+};
+
+const CachedRules* cached_rules(FunctionCallInfo fcinfo) {
+  auto* cached = static_cast<const CachedRules*>(fcinfo->flinfo->fn_extra);
+  if (cached) return cached;
+  connect();
+  const Config config = load_config(true);
+  disconnect();
+  auto* rules = static_cast<CachedRules*>(
+      pg_call([&]() -> void* { return MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CachedRules)); }));
+  for (const TypeRule& rule : config.types) {
+    if (rules->count >= CachedRules::kMaxTypes || rule.name.size() >= sizeof rules->names[0]) continue;
+    std::memcpy(rules->names[rules->count], rule.name.c_str(), rule.name.size() + 1);
+    rules->normalisers[rules->count] = static_cast<int>(rule.normaliser);
+    ++rules->count;
+  }
+  std::strncpy(rules->region, config.phone_region.c_str(), sizeof rules->region - 1);
+  fcinfo->flinfo->fn_extra = rules;
+  return rules;
+}
+}  // namespace
+}  // namespace cdp::pg
+
 extern "C" Datum cdp_normalize_identifier(PG_FUNCTION_ARGS) {
   return guarded([&]() -> Datum {
     const std::string type_name = arg_text(fcinfo, 0), raw = arg_text(fcinfo, 1);
-    connect();
-    const Config config = load_config(true);
-    disconnect();
-    const cdp::identity::Normalised value = normalise_one(config, type_name, raw);
+    const CachedRules* rules = cached_rules(fcinfo);
+    int type = -1;
+    for (int t = 0; t < rules->count && type < 0; ++t)
+      if (type_name == rules->names[t]) type = t;
+    if (type < 0)
+      fail(cdp::sqlstate::kInvalidParameterValue, "unknown id_type \"" + type_name + "\"", {},
+           "cdp.identifier_types lists the identifier types.");
+    cdp::identity::ValueNormaliser local(rules->region);
+    cdp::identity::Normalised value;
+    local.normalise(static_cast<cdp::identity::Normaliser>(rules->normalisers[type]), raw, value);
     if (value.outcome != cdp::identity::Outcome::kOk) PG_RETURN_NULL();
     return pg_call([&]() -> Datum {
       return PointerGetDatum(cstring_to_text_with_len(value.value.data(), value.value.size()));
