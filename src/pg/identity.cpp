@@ -885,12 +885,20 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
          std::to_string(phases.ms.back().second) + " ms");
 
   // identity_map: delete records that are gone, upsert records whose person changed or that are new.
+  // When many records are gone (a full rebuild over another relation), empty the table and write it
+  // whole instead: keyed deletes in batches would each rescan it.
+  const bool rewrite_map = removed.size() > 10000 && removed.size() * 10 > static_cast<std::size_t>(previous_map_rows);
+  if (rewrite_map) {
+    spi_run("DELETE FROM cdp.identity_map");
+    previous_map_rows = 0;
+  }
   {
     ArrayBatch erase(
         "DELETE FROM cdp.identity_map m USING ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(s, k) "
         "WHERE m.source = u.s AND m.source_key = u.k",
         "tt");
     for (const Removed& r : removed) {
+      if (rewrite_map) break;  // already gone
       erase.text(0, r.source);
       erase.text(1, r.key);
       erase.row_done();
@@ -905,7 +913,7 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
     // times faster than random order for the primary key (bytewise order = the C collation's).
     std::vector<int32_t> changed;
     for (int32_t record = 0; record < graph.record_count(); ++record)
-      if (graph.record_person(record) != graph.previous_person(record)) changed.push_back(record);
+      if (rewrite_map || graph.record_person(record) != graph.previous_person(record)) changed.push_back(record);
     std::sort(changed.begin(), changed.end(), [&](int32_t a, int32_t b) {
       const std::string_view sa = graph.record_source(a), sb = graph.record_source(b);
       return sa != sb ? sa < sb : graph.record_key(a) < graph.record_key(b);
@@ -979,7 +987,15 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
     upsert.flush();
   }
   phases.lap("write_persons");
-  // person_identifiers: rows that changed, rows that are gone.
+  // person_identifiers: rows that changed, rows that are gone (many gone: rewrite the table).
+  const bool rewrite_identifiers =
+      gone_identifiers.size() > 10000 && gone_identifiers.size() * 10 > static_cast<std::size_t>(previous_identifier_rows);
+  if (rewrite_identifiers) {
+    spi_run("DELETE FROM cdp.person_identifiers");
+    gone_identifiers.clear();
+    previous_identifier_rows = 0;
+    std::fill(previous_row.begin(), previous_row.end(), 0);
+  }
   {
     ArrayBatch erase(
         "DELETE FROM cdp.person_identifiers p USING ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(t, v) "
