@@ -199,9 +199,7 @@ COMMENT ON FUNCTION cdp.normalize_identifier(text, text) IS
   'Identity merge: the normalised value merge_identities stores for a raw identifier; NULL when empty or invalid (e.g. not a valid phone number)';
 
 CREATE FUNCTION cdp.person_id(id_type text, id_value text) RETURNS bigint
-  LANGUAGE sql STABLE STRICT PARALLEL SAFE
-  RETURN (SELECT pi.person_id FROM cdp.person_identifiers pi
-           WHERE pi.id_type = $1 AND pi.id_value = cdp.normalize_identifier($1, $2) AND pi.status = 'linked');
+  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'cdp_person_id';
 COMMENT ON FUNCTION cdp.person_id(text, text) IS
   'Identity merge: the person of a raw identifier value (normalised as merge_identities does); NULL when unknown or excluded';
 
