@@ -1,0 +1,1430 @@
+// Glue for identity merge (docs/identity.md): reads observations through SPI with the caller's
+// privileges, feeds the core resolver (src/core/identity_resolve.h) and writes the results back in
+// the caller's transaction. Every call into PostgreSQL goes through pg_call; C++ state is plain data.
+#include "pg/boundary.h"
+
+// Table access for the bulk path (HeapAppender); not in pg/pg.h because only identity merge needs it.
+extern "C" {
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "nodes/makefuncs.h"
+}
+
+#include "core/identity_normalize.h"
+#include "core/identity_resolve.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+extern "C" {
+PG_FUNCTION_INFO_V1(cdp_merge_identities);
+PG_FUNCTION_INFO_V1(cdp_forget_identifier);
+PG_FUNCTION_INFO_V1(cdp_forget_person);
+PG_FUNCTION_INFO_V1(cdp_normalize_identifier);
+PG_FUNCTION_INFO_V1(cdp_person_id);
+}
+
+namespace cdp::pg {
+namespace {
+
+using identity::IdentityGraph;
+using identity::TypeRule;
+
+// Serialises merge runs and erasures: pg_advisory_xact_lock(kLockClass, kLockObject).
+constexpr int32_t kLockClass = 0x63647069;  // "cdpi"
+constexpr int32_t kLockObject = 1;
+constexpr std::size_t kFetchRows = 20000;
+constexpr std::size_t kWriteRows = 20000;
+
+// ---------------------------------------------------------------------------------------------
+// SPI helpers (each one call into PostgreSQL wrapped by pg_call).
+
+struct SpiArg {
+  Oid type;
+  Datum value;
+  bool is_null;
+};
+
+// Runs a statement; returns SPI_processed. The result (if any) stays in SPI_tuptable.
+uint64 spi_run(const char* sql, const std::vector<SpiArg>& params = {}, bool read_only = false) {
+  const int n = static_cast<int>(params.size());
+  Oid types[32];
+  Datum values[32];
+  char nulls[32];
+  if (n > 32) fail(sqlstate::kInternalError, "too many SPI parameters");
+  for (int i = 0; i < n; ++i) {
+    types[i] = params[i].type;
+    values[i] = params[i].value;
+    nulls[i] = params[i].is_null ? 'n' : ' ';
+  }
+  return pg_call([&]() -> uint64 {
+    int rc = SPI_execute_with_args(sql, n, types, values, nulls, read_only, 0);
+    if (rc < 0) elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+    return SPI_processed;
+  });
+}
+
+// Copies of single result values (after spi_run).
+bool result_is_null(uint64 row, int column) {
+  return pg_call([&]() -> bool {
+    bool is_null = false;
+    SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, &is_null);
+    return is_null;
+  });
+}
+int64_t result_int64(uint64 row, int column) {
+  return pg_call([&]() -> int64_t {
+    bool is_null = false;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, &is_null);
+    return is_null ? 0 : DatumGetInt64(d);
+  });
+}
+std::string result_text(uint64 row, int column) {
+  struct Span {
+    const char* data;
+    int len;
+  };
+  Span span = pg_call([&]() -> Span {
+    bool is_null = false;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, &is_null);
+    if (is_null) return Span{nullptr, 0};
+    text* t = pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(DatumGetPointer(d)));
+    return Span{VARDATA_ANY(t), static_cast<int>(VARSIZE_ANY_EXHDR(t))};
+  });
+  return span.data ? std::string(span.data, span.len) : std::string();
+}
+
+SpiArg text_param(std::string_view s) {
+  Datum d = pg_call([&]() -> Datum { return PointerGetDatum(cstring_to_text_with_len(s.data(), s.size())); });
+  return SpiArg{TEXTOID, d, false};
+}
+SpiArg int8_param(int64_t v) { return SpiArg{INT8OID, Int64GetDatum(v), false}; }
+SpiArg bool_param(bool v) { return SpiArg{BOOLOID, BoolGetDatum(v), false}; }
+SpiArg oid_param(Oid v) { return SpiArg{OIDOID, ObjectIdGetDatum(v), false}; }
+
+void notice(const std::string& message) {
+  pg_call([&] { ereport(NOTICE, (errmsg("%s", message.c_str()))); });
+}
+
+// A batch of rows fetched from a cursor, as plain pointers into the fetched tuples.
+struct TextCell {
+  const char* data;
+  int32_t len;  // -1 = NULL
+  std::string_view view() const { return std::string_view(data, len < 0 ? 0 : len); }
+  bool is_null() const { return len < 0; }
+};
+
+class Cursor {
+ public:
+  Cursor(const char* sql, const std::vector<SpiArg>& params) {
+    const int n = static_cast<int>(params.size());
+    Oid types[16];
+    Datum values[16];
+    char nulls[16];
+    for (int i = 0; i < n; ++i) {
+      types[i] = params[i].type;
+      values[i] = params[i].value;
+      nulls[i] = params[i].is_null ? 'n' : ' ';
+    }
+    portal_ = pg_call([&]() -> Portal {
+      Portal portal = SPI_cursor_open_with_args(nullptr, sql, n, types, values, nulls, false, 0);
+      if (!portal) elog(ERROR, "could not open cursor");
+      return portal;
+    });
+  }
+  // Fetches the next batch; text columns (1-based numbers in text_columns) are exposed as TextCell,
+  // the others as Datum. Returns the number of rows (0 at the end, when the cursor is closed).
+  std::size_t fetch(int columns, const std::vector<bool>& is_text) {
+    cells_.resize(kFetchRows * columns);
+    datums_.resize(kFetchRows * columns);
+    const std::size_t rows = pg_call([&]() -> std::size_t {
+      if (SPI_tuptable) {
+        SPI_freetuptable(SPI_tuptable);
+        SPI_tuptable = nullptr;
+      }
+      SPI_cursor_fetch(portal_, true, kFetchRows);
+      const std::size_t n = SPI_processed;
+      for (std::size_t r = 0; r < n; ++r) {
+        HeapTuple tuple = SPI_tuptable->vals[r];
+        for (int c = 0; c < columns; ++c) {
+          bool is_null = false;
+          Datum d = SPI_getbinval(tuple, SPI_tuptable->tupdesc, c + 1, &is_null);
+          TextCell& cell = cells_[r * columns + c];
+          datums_[r * columns + c] = is_null ? (Datum)0 : d;
+          if (is_null) {
+            cell = TextCell{nullptr, -1};
+          } else if (is_text[c]) {
+            text* t = pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(DatumGetPointer(d)));
+            cell = TextCell{VARDATA_ANY(t), static_cast<int32_t>(VARSIZE_ANY_EXHDR(t))};
+          } else {
+            cell = TextCell{"", 0};
+          }
+        }
+      }
+      if (n == 0) SPI_cursor_close(portal_);
+      return n;
+    });
+    columns_ = columns;
+    return rows;
+  }
+  const TextCell& cell(std::size_t row, int column) const { return cells_[row * columns_ + column]; }
+  Datum datum(std::size_t row, int column) const { return datums_[row * columns_ + column]; }
+
+ private:
+  Portal portal_;
+  int columns_ = 0;
+  std::vector<TextCell> cells_;
+  std::vector<Datum> datums_;
+};
+
+// Rows collected column-wise and sent as one array parameter per column:
+//   INSERT ... SELECT ... FROM unnest($1::text[], $2::int8[], ...)
+// Column kinds: 't' text, 'i' int8, 'T' timestamptz (int64 microseconds), 'b' bool (0/1).
+// When the statement returns a row, its int8 columns are added up in sums().
+class ArrayBatch {
+ public:
+  ArrayBatch(std::string sql, std::string kinds) : sql_(std::move(sql)), kinds_(std::move(kinds)) {
+    cols_.resize(kinds_.size());
+    context_ = pg_call([]() -> MemoryContext {
+      return AllocSetContextCreate(CurrentMemoryContext, "cdp identity batch", ALLOCSET_DEFAULT_SIZES);
+    });
+  }
+  void text(int column, std::string_view value) { cols_[column].texts.push_back(value); }
+  void int8(int column, int64_t value) { cols_[column].ints.push_back(value); }
+  // Call after each complete row.
+  void row_done() {
+    if (++rows_ >= kWriteRows) flush();
+  }
+  void flush() {
+    if (rows_ == 0) return;
+    const int n = static_cast<int>(kinds_.size());
+    int64_t results[4] = {0, 0, 0, 0};
+    int result_columns = 0;
+    pg_call([&] {
+      MemoryContext old = MemoryContextSwitchTo(context_);
+      Oid types[16];
+      Datum values[16];
+      char nulls[16];
+      Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * rows_));
+      for (int c = 0; c < n; ++c) {
+        const Column& col = cols_[c];
+        Oid elem_type = kinds_[c] == 't' ? TEXTOID : kinds_[c] == 'T' ? TIMESTAMPTZOID : kinds_[c] == 'b' ? BOOLOID : INT8OID;
+        int16 typlen;
+        bool typbyval;
+        char typalign;
+        get_typlenbyvalalign(elem_type, &typlen, &typbyval, &typalign);
+        for (std::size_t r = 0; r < rows_; ++r) {
+          if (kinds_[c] == 't')
+            elems[r] = PointerGetDatum(cstring_to_text_with_len(col.texts[r].data(), col.texts[r].size()));
+          else if (kinds_[c] == 'b')
+            elems[r] = BoolGetDatum(col.ints[r] != 0);
+          else
+            elems[r] = Int64GetDatum(col.ints[r]);
+        }
+        types[c] = get_array_type(elem_type);
+        values[c] = PointerGetDatum(construct_array(elems, static_cast<int>(rows_), elem_type, typlen, typbyval, typalign));
+        nulls[c] = ' ';
+      }
+      int rc = SPI_execute_with_args(sql_.c_str(), n, types, values, nulls, false, 0);
+      if (rc < 0) elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+      if (SPI_tuptable) {
+        if (SPI_processed > 0) {
+          result_columns = std::min(SPI_tuptable->tupdesc->natts, 4);
+          for (int c = 0; c < result_columns; ++c) {
+            bool is_null = false;
+            Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c + 1, &is_null);
+            results[c] = is_null ? 0 : DatumGetInt64(d);
+          }
+        }
+        SPI_freetuptable(SPI_tuptable);
+        SPI_tuptable = nullptr;
+      }
+      MemoryContextSwitchTo(old);
+      MemoryContextReset(context_);
+    });
+    for (int c = 0; c < result_columns; ++c) sums_[c] += results[c];
+    for (Column& col : cols_) {
+      col.texts.clear();
+      col.ints.clear();
+    }
+    total_ += rows_;
+    rows_ = 0;
+    check_for_interrupts();
+  }
+  uint64 total() const { return total_; }
+  int64_t sum(int column) const { return sums_[column]; }
+
+ private:
+  struct Column {
+    std::vector<std::string_view> texts;
+    std::vector<int64_t> ints;
+  };
+  std::string sql_;
+  std::string kinds_;
+  std::vector<Column> cols_;
+  std::size_t rows_ = 0;
+  uint64 total_ = 0;
+  int64_t sums_[4] = {0, 0, 0, 0};
+  MemoryContext context_;
+};
+
+// Appends rows straight into a table through its table access method and inserts its index entries,
+// as COPY does: no SQL and no per-row executor. Used only for pg_cdp's own tables, only when they have
+// no triggers and no row security, and only where plain inserts are right (the caller's INSERT
+// privilege is checked as for INSERT). Readers are never blocked: it takes RowExclusiveLock like INSERT.
+class HeapAppender {
+ public:
+  // table: a table of schema cdp with exactly `columns` live columns.
+  // rebuild_indexes: skip row-by-row index entries and REINDEX the table in finish() instead (only when
+  // the caller owns it); much faster for a first load, but readers of the table wait until commit.
+  HeapAppender(const char* table, int columns, bool rebuild_indexes = false) : table_(table) {
+    struct Opened {
+      Relation rel;
+      bool ok;
+    };
+    Opened opened = pg_call([&]() -> Opened {
+      Relation rel = table_openrv(makeRangeVar(pstrdup("cdp"), pstrdup(table), -1), RowExclusiveLock);
+      bool ok = rel->rd_att->natts == columns;
+      for (int c = 0; ok && c < rel->rd_att->natts; ++c) ok = !TupleDescAttr(rel->rd_att, c)->attisdropped;
+      ok = ok && pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) == ACLCHECK_OK &&
+           rel->trigdesc == nullptr && !rel->rd_rel->relrowsecurity;
+      return Opened{rel, ok};
+    });
+    rel_ = opened.rel;
+    usable_ = opened.ok;
+    if (usable_ && rebuild_indexes)
+      reindex_ = pg_call([&]() -> bool { return pg_class_ownercheck(RelationGetRelid(rel_), GetUserId()); });
+    if (!usable_) return;
+    pg_call([&] {
+      slot_ = table_slot_create(rel_, nullptr);
+      bistate_ = GetBulkInsertState();
+      context_ = AllocSetContextCreate(CurrentMemoryContext, "cdp bulk rows", ALLOCSET_DEFAULT_SIZES);
+      command_ = GetCurrentCommandId(true);
+      estate_ = CreateExecutorState();
+      result_ = makeNode(ResultRelInfo);
+      InitResultRelInfo(result_, rel_, 1, nullptr, 0);
+      if (!reindex_) ExecOpenIndices(result_, false);
+    });
+  }
+  bool usable() const { return usable_; }
+  int columns() const { return rel_->rd_att->natts; }
+  // Column values for the next row; texts are copied at append().
+  void text(int column, std::string_view value) { cells_[column] = Cell{value, 0, false, true}; }
+  void int8(int column, int64_t value) { cells_[column] = Cell{{}, value, false, false}; }
+  void null(int column) { cells_[column] = Cell{{}, 0, true, false}; }
+  void append() {
+    const int n = columns();
+    pg_call([&] {
+      MemoryContext old = MemoryContextSwitchTo(context_);
+      ExecClearTuple(slot_);
+      for (int c = 0; c < n; ++c) {
+        const Cell& cell = cells_[c];
+        slot_->tts_isnull[c] = cell.is_null;
+        if (cell.is_null)
+          slot_->tts_values[c] = (Datum)0;
+        else if (cell.is_text)
+          slot_->tts_values[c] = PointerGetDatum(cstring_to_text_with_len(cell.text.data(), cell.text.size()));
+        else if (TupleDescAttr(rel_->rd_att, c)->atttypid == BOOLOID)
+          slot_->tts_values[c] = BoolGetDatum(cell.number != 0);
+        else
+          slot_->tts_values[c] = Int64GetDatum(cell.number);
+      }
+      ExecStoreVirtualTuple(slot_);
+      table_tuple_insert(rel_, slot_, command_, 0, bistate_);
+      if (result_->ri_NumIndices > 0) {
+        ExecInsertIndexTuples(result_, slot_, estate_, false, false, nullptr, NIL);
+        ResetPerTupleExprContext(estate_);
+      }
+      MemoryContextSwitchTo(old);
+      if (++pending_ >= 1000) {
+        MemoryContextReset(context_);
+        pending_ = 0;
+      }
+    });
+    if (pending_ == 0) check_for_interrupts();
+    ++rows_;
+  }
+  void finish() {
+    if (!usable_) {
+      pg_call([&] { table_close(rel_, NoLock); });
+      return;
+    }
+    pg_call([&] {
+      ExecCloseIndices(result_);
+      FreeExecutorState(estate_);
+      ExecDropSingleTupleTableSlot(slot_);
+      FreeBulkInsertState(bistate_);
+      table_finish_bulk_insert(rel_, 0);
+      MemoryContextDelete(context_);
+      table_close(rel_, NoLock);
+      CommandCounterIncrement();
+    });
+    if (reindex_) {
+      const std::string sql = std::string("REINDEX TABLE cdp.") + table_;
+      spi_run(sql.c_str());
+    }
+  }
+  int64_t rows() const { return rows_; }
+
+ private:
+  struct Cell {
+    std::string_view text;
+    int64_t number;
+    bool is_null, is_text;
+  };
+  Relation rel_ = nullptr;
+  bool usable_ = false;
+  TupleTableSlot* slot_ = nullptr;
+  BulkInsertState bistate_ = nullptr;
+  MemoryContext context_ = nullptr;
+  CommandId command_ = 0;
+  EState* estate_ = nullptr;
+  ResultRelInfo* result_ = nullptr;
+  const char* table_;
+  bool reindex_ = false;
+  Cell cells_[16];
+  int pending_ = 0;
+  int64_t rows_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Configuration.
+
+struct Config {
+  std::vector<TypeRule> types;
+  std::string phone_region = "US";
+  bool bulk_index_first_load = false;  // identity_settings.bulk_index_first_load
+};
+
+// read_only: for callers that may run in a parallel worker (normalize_identifier, person_id), where SPI
+// must not start new commands.
+Config load_config(bool read_only = false) {
+  Config config;
+  uint64 n = spi_run(
+      "SELECT id_type, normaliser, coalesce(max_per_person, 0)::int8, priority::int8, coalesce(hub_threshold, 0)::int8 "
+      "FROM cdp.identifier_types ORDER BY id_type",
+      {}, read_only);
+  for (uint64 r = 0; r < n; ++r) {
+    TypeRule rule;
+    rule.name = result_text(r, 1);
+    rule.normaliser = identity::parse_normaliser(result_text(r, 2));
+    rule.max_per_person = static_cast<int>(result_int64(r, 3));
+    rule.priority = static_cast<int>(result_int64(r, 4));
+    rule.hub_threshold = result_int64(r, 5);
+    config.types.push_back(std::move(rule));
+  }
+  n = spi_run("SELECT default_phone_region, bulk_index_first_load::int4::int8 FROM cdp.identity_settings LIMIT 1", {},
+              read_only);
+  if (n > 0 && !result_is_null(0, 1)) config.phone_region = result_text(0, 1);
+  if (n > 0) config.bulk_index_first_load = result_int64(0, 2) != 0;
+  return config;
+}
+
+identity::Blocklist load_blocklist(const IdentityGraph& graph, const identity::ValueNormaliser& normaliser) {
+  identity::Blocklist blocklist;
+  uint64 n = spi_run("SELECT id_type, value, (match = 'like')::int4::int8, reason FROM cdp.identifier_blocklist");
+  for (uint64 r = 0; r < n; ++r) {
+    identity::Blocklist::Entry entry;
+    if (!result_is_null(r, 1)) {
+      entry.type = graph.type_index(result_text(r, 1));
+      if (entry.type < 0) continue;  // the FK makes this impossible; be safe anyway
+    }
+    entry.pattern = result_text(r, 2);
+    entry.is_like = result_int64(r, 3) != 0;
+    entry.reason = result_text(r, 4);
+    // An exact entry for a typed value also blocks its normalised spelling ("(555) 000-0000" etc.).
+    if (!entry.is_like && entry.type >= 0) {
+      identity::Normalised normalised;
+      normaliser.normalise(graph.types()[entry.type].normaliser, entry.pattern, normalised);
+      if (normalised.outcome == identity::Outcome::kOk && normalised.value != entry.pattern) {
+        identity::Blocklist::Entry copy = entry;
+        copy.pattern = normalised.value;
+        blocklist.add(std::move(copy));
+      }
+    }
+    blocklist.add(std::move(entry));
+  }
+  return blocklist;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run.
+
+using Clock = std::chrono::steady_clock;
+
+struct Phases {
+  Clock::time_point start = Clock::now(), last = start;
+  std::vector<std::pair<std::string, int64_t>> ms;
+  int64_t lap(const char* name) {
+    Clock::time_point now = Clock::now();
+    int64_t elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - last).count();
+    last = now;
+    ms.emplace_back(name, elapsed);
+    return elapsed;
+  }
+  std::string json() const {
+    std::string out = "{";
+    for (std::size_t i = 0; i < ms.size(); ++i)
+      out += (i ? ", \"" : "\"") + ms[i].first + "\": " + std::to_string(ms[i].second);
+    return out + "}";
+  }
+};
+
+struct Skipped {
+  int64_t null_field = 0, empty = 0, too_long = 0, forgotten = 0;
+  std::string json() const {
+    return "{\"null_field\": " + std::to_string(null_field) + ", \"empty\": " + std::to_string(empty) +
+           ", \"too_long\": " + std::to_string(too_long) + ", \"forgotten\": " + std::to_string(forgotten) + "}";
+  }
+};
+
+class MemoryGuard {
+ public:
+  MemoryGuard() : budget_(kilobytes(maintenance_work_mem), "maintenance_work_mem") {}
+  void check(std::size_t bytes) {
+    peak_ = std::max(peak_, bytes);
+    budget_.release(budget_.used());
+    budget_.charge(bytes);
+  }
+  std::size_t peak() const { return peak_; }
+
+ private:
+  MemoryBudget budget_;
+  std::size_t peak_ = 0;
+};
+
+std::string relation_name(Oid relation) {
+  uint64 n = spi_run(
+      "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+      {oid_param(relation)});
+  if (n == 0) fail(sqlstate::kUndefinedTable, "relation with OID " + std::to_string(relation) + " does not exist");
+  return result_text(0, 1);
+}
+
+// The observation shape: every column present with a usable type, or one error naming all problems.
+void validate_columns(Oid relation, const std::string& name) {
+  uint64 n = spi_run(
+      "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a "
+      "WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped",
+      {oid_param(relation)});
+  std::map<std::string, std::string> columns;
+  for (uint64 r = 0; r < n; ++r) columns[result_text(r, 1)] = result_text(r, 2);
+  const char* required[] = {"source", "source_key", "id_type", "id_value", "observed_at"};
+  std::string missing, mistyped;
+  for (const char* column : required) {
+    auto it = columns.find(column);
+    if (it == columns.end()) {
+      missing += (missing.empty() ? "" : ", ") + std::string(column);
+      continue;
+    }
+    const std::string& type = it->second;
+    const bool ok = std::string(column) == "observed_at"
+                        ? type == "timestamp with time zone"
+                        : (type == "text" || type == "character varying" || type.rfind("character varying(", 0) == 0);
+    if (!ok)
+      mistyped += (mistyped.empty() ? "" : ", ") + std::string(column) + " is " + type + " (expected " +
+                  (std::string(column) == "observed_at" ? "timestamp with time zone" : "text") + ")";
+  }
+  if (!missing.empty())
+    fail(sqlstate::kUndefinedColumn, "relation " + name + " lacks observation column(s) " + missing,
+         "Observations need columns source text, source_key text, id_type text, id_value text, "
+         "observed_at timestamptz.",
+         "Create a view that renames or casts the columns.");
+  if (!mistyped.empty())
+    fail(sqlstate::kDatatypeMismatch, "relation " + name + " has observation column(s) of the wrong type: " + mistyped,
+         {}, "Create a view that casts the columns.");
+}
+
+struct IngestLink {
+  int32_t record, identifier;
+  int64_t first_seen, last_seen;
+};
+
+// Reads the observations, normalises them and adds the new links to cdp.identity_links.
+// On a full rebuild without tombstones the stored links are exactly the links read, so the graph built
+// here is handed back (reuse) and resolve_and_write skips reading cdp.identity_links again.
+void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
+            Phases& phases, Skipped& skipped, int64_t& read, int64_t& new_links, int64_t& high_water_mark,
+            bool& has_hwm, std::unique_ptr<IdentityGraph>& reuse) {
+  const std::string name = relation_name(relation);
+  validate_columns(relation, name);
+
+  // Incremental: only rows after the previous high-water mark of this relation (later than the greatest
+  // observed_at any earlier run read from it), so no row is read twice.
+  bool use_hwm = false;
+  int64_t previous_hwm = 0;
+  if (!full_rebuild) {
+    spi_run("SELECT max(high_water_mark) FROM cdp.merge_runs WHERE kind = 'merge' AND observations = $1",
+            {oid_param(relation)});
+    if (!result_is_null(0, 1)) {
+      use_hwm = true;
+      previous_hwm = result_int64(0, 1);
+    }
+  }
+  has_hwm = use_hwm;
+  high_water_mark = previous_hwm;
+
+  std::string sql = "SELECT source::text, source_key::text, id_type::text, id_value::text, observed_at FROM " + name;
+  std::vector<SpiArg> params;
+  if (use_hwm) {
+    sql += " WHERE observed_at > $1";
+    params.push_back(SpiArg{TIMESTAMPTZOID, Int64GetDatum(previous_hwm), false});
+  }
+
+  reuse = std::make_unique<IdentityGraph>(config.types, &interrupts);
+  IdentityGraph& staged = *reuse;
+  identity::ValueNormaliser normaliser(config.phone_region);
+  std::vector<IngestLink> links;
+  std::set<std::string> unknown_types;
+  identity::Normalised normalised;
+  std::unordered_map<std::string, identity::Normalised> phone_cache;
+  std::string phone_key;
+  std::size_t phone_cache_bytes = 0;
+  constexpr std::size_t kPhoneCacheEntries = 1 << 20;
+  std::string last_type_name;
+  int last_type = -1;
+  Cursor cursor(sql.c_str(), params);
+  const std::vector<bool> is_text{true, true, true, true, false};
+  for (;;) {
+    const std::size_t rows = cursor.fetch(5, is_text);
+    if (rows == 0) break;
+    for (std::size_t r = 0; r < rows; ++r) {
+      interrupts.tick();
+      ++read;
+      const TextCell &source = cursor.cell(r, 0), &key = cursor.cell(r, 1), &type_name = cursor.cell(r, 2),
+                     &value = cursor.cell(r, 3), &observed = cursor.cell(r, 4);
+      if (source.is_null() || key.is_null() || type_name.is_null() || value.is_null() || observed.is_null()) {
+        ++skipped.null_field;
+        continue;
+      }
+      if (type_name.view() != last_type_name || last_type < 0) {
+        last_type_name.assign(type_name.view());
+        last_type = staged.type_index(last_type_name);
+        if (last_type < 0) {
+          unknown_types.insert(last_type_name);
+          continue;
+        }
+      }
+      const int type = last_type;
+      if (source.len == 0 || key.len == 0) {
+        ++skipped.empty;
+        continue;
+      }
+      if (static_cast<std::size_t>(source.len) > identity::kMaxValueBytes ||
+          static_cast<std::size_t>(key.len) > identity::kMaxValueBytes) {
+        ++skipped.too_long;
+        continue;
+      }
+      const identity::Normaliser kind = staged.types()[type].normaliser;
+      if (kind == identity::Normaliser::kPhone) {
+        // libphonenumber takes ~20 us per number and a phone repeats on many records: remember results.
+        phone_key.assign(value.view());
+        auto hit = phone_cache.find(phone_key);
+        if (hit != phone_cache.end()) {
+          normalised = hit->second;
+        } else {
+          normaliser.normalise(kind, value.view(), normalised);
+          if (phone_cache.size() < kPhoneCacheEntries) {
+            phone_cache.emplace(phone_key, normalised);
+            phone_cache_bytes += 2 * phone_key.size() + 96;
+          }
+        }
+      } else {
+        normaliser.normalise(kind, value.view(), normalised);
+      }
+      if (normalised.outcome == identity::Outcome::kEmpty) {
+        ++skipped.empty;
+        continue;
+      }
+      if (normalised.value.size() > identity::kMaxValueBytes) {
+        ++skipped.too_long;
+        continue;
+      }
+      const int64_t at = static_cast<int64_t>(cursor.datum(r, 4));
+      high_water_mark = has_hwm ? std::max(high_water_mark, at) : at;
+      has_hwm = true;
+      const int32_t record = staged.add_record(source.view(), key.view());
+      const int32_t identifier =
+          staged.add_identifier(type, normalised.value, normalised.outcome == identity::Outcome::kOk);
+      links.push_back(IngestLink{record, identifier, at, at});
+    }
+    check_for_interrupts();
+    memory.check(staged.memory_bytes() + links.capacity() * sizeof(IngestLink) + phone_cache_bytes);
+  }
+  if (!unknown_types.empty()) {
+    std::string list;
+    for (const std::string& t : unknown_types) list += (list.empty() ? "\"" : ", \"") + t + "\"";
+    fail(sqlstate::kInvalidParameterValue, "unknown id_type " + list + " in " + name,
+         "cdp.identifier_types lists the identifier types merge_identities accepts.",
+         "Add the type to cdp.identifier_types or filter it out of the observations.");
+  }
+
+  phases.lap("read");
+  notice("merge_identities: read " + std::to_string(read) + " observations (" +
+         std::to_string(skipped.null_field + skipped.empty + skipped.too_long) + " skipped) in " +
+         std::to_string(phases.ms.back().second) + " ms");
+
+  // One row per distinct link, first/last seen merged.
+  std::sort(links.begin(), links.end(), [](const IngestLink& a, const IngestLink& b) {
+    return a.record != b.record ? a.record < b.record : a.identifier < b.identifier;
+  });
+  std::size_t distinct = 0;
+  for (std::size_t i = 0; i < links.size(); ++i) {
+    if (distinct > 0 && links[distinct - 1].record == links[i].record &&
+        links[distinct - 1].identifier == links[i].identifier) {
+      links[distinct - 1].first_seen = std::min(links[distinct - 1].first_seen, links[i].first_seen);
+      links[distinct - 1].last_seen = std::max(links[distinct - 1].last_seen, links[i].last_seen);
+    } else {
+      links[distinct++] = links[i];
+    }
+  }
+  links.resize(distinct);
+
+  spi_run("SELECT EXISTS (SELECT FROM cdp.identity_tombstones)::int4::int8");
+  const bool tombstones = result_int64(0, 1) != 0;
+  if (full_rebuild) {
+    // TRUNCATE is transactional and far cheaper than DELETE; only this procedure reads identity_links.
+    spi_run("SELECT pg_catalog.has_table_privilege('cdp.identity_links', 'TRUNCATE')::int4::int8");
+    spi_run(result_int64(0, 1) ? "TRUNCATE cdp.identity_links" : "DELETE FROM cdp.identity_links");
+  }
+  std::string rows =
+      "SELECT u.s, u.k, u.t, u.v, u.ok, u.f, u.l FROM ROWS FROM (pg_catalog.unnest($1::text[]), "
+      "pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]), "
+      "pg_catalog.unnest($5::bool[]), pg_catalog.unnest($6::timestamptz[]), pg_catalog.unnest($7::timestamptz[])) "
+      "AS u(s, k, t, v, ok, f, l)";
+  if (tombstones)
+    rows +=
+        " WHERE NOT EXISTS (SELECT FROM cdp.identity_tombstones x WHERE x.kind = 'identifier' AND x.key_sha256 = "
+        "pg_catalog.sha256(pg_catalog.convert_to(u.t, 'UTF8') || '\\x00'::bytea || pg_catalog.convert_to(u.v, 'UTF8'))) "
+        "AND NOT EXISTS (SELECT FROM cdp.identity_tombstones x WHERE x.kind = 'record' AND x.key_sha256 = "
+        "pg_catalog.sha256(pg_catalog.convert_to(u.s, 'UTF8') || '\\x00'::bytea || pg_catalog.convert_to(u.k, 'UTF8')))";
+  const std::string insert =
+      "INSERT INTO cdp.identity_links AS l (source, source_key, id_type, id_value, valid, first_seen, last_seen) ";
+  // Returns (links that passed the tombstone filter, links stored) when tombstones must be checked.
+  std::string store_sql;
+  if (!tombstones)
+    store_sql = insert + rows;
+  else
+    store_sql = "WITH u AS (" + rows + "), ins AS (" + insert +
+                "SELECT * FROM u RETURNING 1) SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM ins)";
+  // Fast path: straight into the table (no indexes there), unless tombstones must be filtered in SQL.
+  HeapAppender appender("identity_links", 7);
+  if (!tombstones && appender.usable()) {
+    for (const IngestLink& link : links) {
+      const int type = staged.identifier_type(link.identifier);
+      appender.text(0, staged.record_source(link.record));
+      appender.text(1, staged.record_key(link.record));
+      appender.text(2, staged.types()[type].name);
+      appender.text(3, staged.identifier_value(link.identifier));
+      appender.int8(4, staged.identifier_reason(link.identifier) != identity::Reason::kInvalid);
+      appender.int8(5, link.first_seen);
+      appender.int8(6, link.last_seen);
+      appender.append();
+    }
+  }
+  appender.finish();
+  ArrayBatch batch(store_sql, "ttttbTT");
+  for (const IngestLink& link : links) {
+    if (!tombstones && appender.usable()) break;
+    const int type = staged.identifier_type(link.identifier);
+    batch.text(0, staged.record_source(link.record));
+    batch.text(1, staged.record_key(link.record));
+    batch.text(2, staged.types()[type].name);
+    batch.text(3, staged.identifier_value(link.identifier));
+    batch.int8(4, staged.identifier_reason(link.identifier) != identity::Reason::kInvalid);
+    batch.int8(5, link.first_seen);
+    batch.int8(6, link.last_seen);
+    batch.row_done();
+  }
+  batch.flush();
+  new_links = tombstones ? batch.sum(1) : static_cast<int64_t>(batch.total()) + appender.rows();
+  if (tombstones) skipped.forgotten = static_cast<int64_t>(batch.total()) - batch.sum(0);
+  if (full_rebuild && !tombstones) {
+    for (const IngestLink& link : links) staged.add_link(link.record, link.identifier, link.first_seen, link.last_seen);
+  } else {
+    reuse.reset();
+  }
+  phases.lap("store");
+  notice("merge_identities: stored " + std::to_string(new_links) + " distinct links in " + std::to_string(phases.ms.back().second) + " ms");
+}
+
+// Loads every stored link and the previous map, resolves, assigns ids and writes the results.
+void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
+                       Phases& phases, identity::ResolveStats& stats, std::unique_ptr<IdentityGraph> built) {
+  std::unique_ptr<IdentityGraph> owned = built ? std::move(built) : std::make_unique<IdentityGraph>(config.types, &interrupts);
+  IdentityGraph& graph = *owned;
+  identity::ValueNormaliser normaliser(config.phone_region);
+  int64_t unknown_links = 0;
+  const bool reused = graph.record_count() > 0;
+  if (!reused) {
+    Cursor cursor(
+        "SELECT source, source_key, id_type, id_value, valid, first_seen, last_seen FROM cdp.identity_links", {});
+    const std::vector<bool> is_text{true, true, true, true, false, false, false};
+    std::string last_type_name;
+    int last_type = -1;
+    for (;;) {
+      const std::size_t rows = cursor.fetch(7, is_text);
+      if (rows == 0) break;
+      for (std::size_t r = 0; r < rows; ++r) {
+        interrupts.tick();
+        const TextCell& type_name = cursor.cell(r, 2);
+        if (type_name.view() != last_type_name || last_type < 0) {
+          last_type_name.assign(type_name.view());
+          last_type = graph.type_index(last_type_name);
+        }
+        if (last_type < 0) {  // its type was removed from cdp.identifier_types since it was stored
+          ++unknown_links;
+          continue;
+        }
+        const int32_t record = graph.add_record(cursor.cell(r, 0).view(), cursor.cell(r, 1).view());
+        const int32_t identifier =
+            graph.add_identifier(last_type, cursor.cell(r, 3).view(), DatumGetBool(cursor.datum(r, 4)));
+        graph.add_link(record, identifier, static_cast<int64_t>(cursor.datum(r, 5)),
+                       static_cast<int64_t>(cursor.datum(r, 6)));
+      }
+      check_for_interrupts();
+      memory.check(graph.memory_bytes());
+    }
+  }
+  // The previous map: ids to keep, and records that no longer exist.
+  struct Removed {
+    std::string source, key;
+    int64_t person;
+  };
+  int64_t previous_map_rows = 0, previous_identifier_rows = 0;  // empty tables take plain INSERTs
+  std::vector<Removed> removed;
+  {
+    Cursor cursor("SELECT source, source_key, person_id FROM cdp.identity_map", {});
+    const std::vector<bool> is_text{true, true, false};
+    for (;;) {
+      const std::size_t rows = cursor.fetch(3, is_text);
+      if (rows == 0) break;
+      for (std::size_t r = 0; r < rows; ++r) {
+        interrupts.tick();
+        const int64_t person = DatumGetInt64(cursor.datum(r, 2));
+        ++previous_map_rows;
+        const int32_t record = graph.find_record(cursor.cell(r, 0).view(), cursor.cell(r, 1).view());
+        if (record >= 0)
+          graph.set_previous_person(record, person);
+        else
+          removed.push_back(Removed{std::string(cursor.cell(r, 0).view()), std::string(cursor.cell(r, 1).view()), person});
+      }
+      check_for_interrupts();
+      memory.check(graph.memory_bytes());
+    }
+  }
+  // The previous person_identifiers rows, as a fingerprint per identifier, so only changed rows are written.
+  std::vector<uint64_t> previous_row(graph.identifier_count(), 0);
+  struct Gone {
+    std::string type, value;
+  };
+  std::vector<Gone> gone_identifiers;
+  {
+    Cursor cursor(
+        "SELECT id_type, id_value, coalesce(person_id, 0), coalesce(reason, ''), records, first_seen, last_seen "
+        "FROM cdp.person_identifiers",
+        {});
+    const std::vector<bool> is_text{true, true, false, true, false, false, false};
+    for (;;) {
+      const std::size_t rows = cursor.fetch(7, is_text);
+      if (rows == 0) break;
+      for (std::size_t r = 0; r < rows; ++r) {
+        interrupts.tick();
+        ++previous_identifier_rows;
+        const int type = graph.type_index(cursor.cell(r, 0).view());
+        const int32_t identifier = type < 0 ? -1 : graph.find_identifier(type, cursor.cell(r, 1).view());
+        if (identifier < 0) {
+          gone_identifiers.push_back(Gone{std::string(cursor.cell(r, 0).view()), std::string(cursor.cell(r, 1).view())});
+          continue;
+        }
+        std::string fingerprint = std::to_string(DatumGetInt64(cursor.datum(r, 2))) + '/' +
+                                  std::string(cursor.cell(r, 3).view()) + '/' +
+                                  std::to_string(DatumGetInt64(cursor.datum(r, 4))) + '/' +
+                                  std::to_string(static_cast<int64_t>(cursor.datum(r, 5))) + '/' +
+                                  std::to_string(static_cast<int64_t>(cursor.datum(r, 6)));
+        previous_row[identifier] = identity::hash_bytes(fingerprint) | 1;
+      }
+      check_for_interrupts();
+    }
+  }
+  memory.check(graph.memory_bytes() + previous_row.capacity() * 8);
+  phases.lap("load");
+
+  const identity::Blocklist blocklist = load_blocklist(graph, normaliser);
+  graph.resolve(blocklist);
+  memory.check(graph.memory_bytes() + previous_row.capacity() * 8);
+  int64_t first_new_id = 0;
+  if (graph.new_ids_needed() > 0) {
+    // Only merge runs draw person ids, under the advisory lock, so a block can be reserved at once.
+    spi_run("SELECT pg_catalog.nextval('cdp.person_id_seq')");
+    first_new_id = result_int64(0, 1);
+    if (graph.new_ids_needed() > 1)
+      spi_run("SELECT pg_catalog.setval('cdp.person_id_seq', $1)",
+              {int8_param(first_new_id + graph.new_ids_needed() - 1)});
+  }
+  graph.assign_ids(first_new_id);
+  stats = graph.stats();
+  phases.lap("resolve");
+  notice("merge_identities: resolved " + std::to_string(stats.links) + " links between " +
+         std::to_string(stats.records) + " records and " + std::to_string(stats.identifiers) + " identifiers into " +
+         std::to_string(stats.persons) + " persons (" + std::to_string(stats.merges) + " merges, " +
+         std::to_string(stats.splits) + " splits, " + std::to_string(stats.cut_links) + " cut links) in " +
+         std::to_string(phases.ms.back().second) + " ms");
+
+  // identity_map: delete records that are gone, upsert records whose person changed or that are new.
+  // When many records are gone (a full rebuild over another relation), empty the table and write it
+  // whole instead: keyed deletes in batches would each rescan it.
+  const bool rewrite_map = removed.size() > 10000 && removed.size() * 10 > static_cast<std::size_t>(previous_map_rows);
+  if (rewrite_map) {
+    spi_run("DELETE FROM cdp.identity_map");
+    previous_map_rows = 0;
+  }
+  {
+    ArrayBatch erase(
+        "DELETE FROM cdp.identity_map m USING ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(s, k) "
+        "WHERE m.source = u.s AND m.source_key = u.k",
+        "tt");
+    for (const Removed& r : removed) {
+      if (rewrite_map) break;  // already gone
+      erase.text(0, r.source);
+      erase.text(1, r.key);
+      erase.row_done();
+    }
+    erase.flush();
+    ArrayBatch upsert(
+        "INSERT INTO cdp.identity_map AS m (source, source_key, person_id) "
+        "SELECT * FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) " +
+            std::string(previous_map_rows ? "ON CONFLICT (source, source_key) DO UPDATE SET person_id = EXCLUDED.person_id" : ""),
+        "tti");
+    // Rows go out in key order: b-tree inserts then mostly hit the rightmost leaf, which is several
+    // times faster than random order for the primary key (bytewise order = the C collation's).
+    std::vector<int32_t> changed;
+    for (int32_t record = 0; record < graph.record_count(); ++record)
+      if (rewrite_map || graph.record_person(record) != graph.previous_person(record)) changed.push_back(record);
+    std::sort(changed.begin(), changed.end(), [&](int32_t a, int32_t b) {
+      const std::string_view sa = graph.record_source(a), sb = graph.record_source(b);
+      return sa != sb ? sa < sb : graph.record_key(a) < graph.record_key(b);
+    });
+    // Into an empty table nothing can conflict: append directly instead of INSERT ... ON CONFLICT.
+    HeapAppender appender("identity_map", 3, previous_map_rows == 0 && config.bulk_index_first_load);
+    const bool bulk = previous_map_rows == 0 && appender.usable();
+    for (int32_t record : changed) {
+      const int64_t person = graph.record_person(record);
+      if (bulk) {
+        appender.text(0, graph.record_source(record));
+        appender.text(1, graph.record_key(record));
+        appender.int8(2, person);
+        appender.append();
+        continue;
+      }
+      upsert.text(0, graph.record_source(record));
+      upsert.text(1, graph.record_key(record));
+      upsert.int8(2, person);
+      upsert.row_done();
+    }
+    upsert.flush();
+    appender.finish();
+  }
+  phases.lap("write_map");
+  // persons: ids that vanished are deleted; persons whose records changed are upserted.
+  {
+    std::vector<int64_t> touched, previous_ids;
+    for (int32_t record = 0; record < graph.record_count(); ++record) {
+      const int64_t before = graph.previous_person(record), after = graph.record_person(record);
+      if (before != 0) previous_ids.push_back(before);
+      if (before != after) {
+        touched.push_back(after);
+        if (before != 0) touched.push_back(before);
+      }
+    }
+    for (const Removed& r : removed) {
+      touched.push_back(r.person);
+      previous_ids.push_back(r.person);
+    }
+    auto unique_sorted = [](std::vector<int64_t>& v) {
+      std::sort(v.begin(), v.end());
+      v.erase(std::unique(v.begin(), v.end()), v.end());
+    };
+    unique_sorted(touched);
+    unique_sorted(previous_ids);
+    const auto& persons = graph.persons();
+    auto records_of = [&](int64_t id) -> int64_t {
+      auto it = std::lower_bound(persons.begin(), persons.end(), std::make_pair(id, int64_t(0)));
+      return it != persons.end() && it->first == id ? it->second : -1;
+    };
+    ArrayBatch erase("DELETE FROM cdp.persons WHERE person_id = ANY ($1::int8[])", "i");
+    ArrayBatch upsert(
+        "INSERT INTO cdp.persons AS p (person_id, first_run, last_changed_run, records) "
+        "SELECT u.id, u.run, u.run, u.n FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::int8[])) AS u(id, n, run) "
+        "ON CONFLICT (person_id) DO UPDATE SET records = EXCLUDED.records, last_changed_run = EXCLUDED.last_changed_run",
+        "iii");
+    for (int64_t id : touched) {
+      const int64_t n = records_of(id);
+      if (n < 0) {
+        erase.int8(0, id);
+        erase.row_done();
+      } else {
+        upsert.int8(0, id);
+        upsert.int8(1, n);
+        upsert.int8(2, run_id);
+        upsert.row_done();
+      }
+    }
+    erase.flush();
+    upsert.flush();
+  }
+  phases.lap("write_persons");
+  // person_identifiers: rows that changed, rows that are gone (many gone: rewrite the table).
+  const bool rewrite_identifiers =
+      gone_identifiers.size() > 10000 && gone_identifiers.size() * 10 > static_cast<std::size_t>(previous_identifier_rows);
+  if (rewrite_identifiers) {
+    spi_run("DELETE FROM cdp.person_identifiers");
+    gone_identifiers.clear();
+    previous_identifier_rows = 0;
+    std::fill(previous_row.begin(), previous_row.end(), 0);
+  }
+  {
+    ArrayBatch erase(
+        "DELETE FROM cdp.person_identifiers p USING ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(t, v) "
+        "WHERE p.id_type = u.t AND p.id_value = u.v",
+        "tt");
+    for (const Gone& g : gone_identifiers) {
+      erase.text(0, g.type);
+      erase.text(1, g.value);
+      erase.row_done();
+    }
+    erase.flush();
+    ArrayBatch upsert(
+        "INSERT INTO cdp.person_identifiers AS p (id_type, id_value, person_id, status, reason, records, "
+        "first_seen, last_seen) "
+        "SELECT u.t, u.v, NULLIF(u.p, 0), CASE WHEN u.r = '' THEN 'linked' ELSE 'excluded' END, NULLIF(u.r, ''), "
+        "u.n, u.f, u.l FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[]), pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::int8[]), "
+        "pg_catalog.unnest($6::timestamptz[]), pg_catalog.unnest($7::timestamptz[])) AS u(t, v, p, r, n, f, l) " +
+            std::string(previous_identifier_rows
+                            ? "ON CONFLICT (id_type, id_value) DO UPDATE SET person_id = EXCLUDED.person_id, "
+                              "status = EXCLUDED.status, reason = EXCLUDED.reason, records = EXCLUDED.records, "
+                              "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen"
+                            : ""),
+        "ttitiTT");
+    HeapAppender appender("person_identifiers", 8, previous_identifier_rows == 0 && config.bulk_index_first_load);
+    const bool bulk = previous_identifier_rows == 0 && appender.usable();
+    // The fingerprint of each row as it would be written; only rows that differ from the stored one go out.
+    auto fingerprint_of = [&](int32_t identifier) {
+      std::string fingerprint = std::to_string(graph.identifier_person(identifier)) + '/' +
+                                identity::reason_name(graph.identifier_reason(identifier)) + '/' +
+                                std::to_string(graph.identifier_records(identifier)) + '/' +
+                                std::to_string(graph.identifier_first_seen(identifier)) + '/' +
+                                std::to_string(graph.identifier_last_seen(identifier));
+      return identity::hash_bytes(fingerprint) | 1;
+    };
+    std::vector<int32_t> order;
+    for (int32_t i = 0; i < graph.identifier_count(); ++i) {
+      interrupts.tick();
+      if (previous_row[i] != fingerprint_of(i)) order.push_back(i);
+    }
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+      const std::string& ta = graph.types()[graph.identifier_type(a)].name;
+      const std::string& tb = graph.types()[graph.identifier_type(b)].name;
+      return ta != tb ? ta < tb : graph.identifier_value(a) < graph.identifier_value(b);
+    });
+    for (int32_t identifier : order) {
+      interrupts.tick();
+      const int64_t person = graph.identifier_person(identifier);
+      const char* reason = identity::reason_name(graph.identifier_reason(identifier));
+      const int64_t records = graph.identifier_records(identifier);
+      const int64_t first = graph.identifier_first_seen(identifier), last = graph.identifier_last_seen(identifier);
+      if (bulk) {
+        appender.text(0, graph.types()[graph.identifier_type(identifier)].name);
+        appender.text(1, graph.identifier_value(identifier));
+        if (person) appender.int8(2, person); else appender.null(2);
+        appender.text(3, *reason ? "excluded" : "linked");
+        if (*reason) appender.text(4, reason); else appender.null(4);
+        appender.int8(5, records);
+        appender.int8(6, first);
+        appender.int8(7, last);
+        appender.append();
+        continue;
+      }
+      upsert.text(0, graph.types()[graph.identifier_type(identifier)].name);
+      upsert.text(1, graph.identifier_value(identifier));
+      upsert.int8(2, person);
+      upsert.text(3, reason);
+      upsert.int8(4, records);
+      upsert.int8(5, first);
+      upsert.int8(6, last);
+      upsert.row_done();
+    }
+    upsert.flush();
+    appender.finish();
+  }
+  phases.lap("write_identifiers");
+  // identity_cuts: current state, small.
+  {
+    spi_run("DELETE FROM cdp.identity_cuts");
+    ArrayBatch insert(
+        "INSERT INTO cdp.identity_cuts (id_type, id_value, source, source_key, conflict_type, identifier_person, "
+        "record_person, run_id) SELECT u.t, u.v, u.s, u.k, u.c, NULLIF(u.ip, 0), u.rp, u.run "
+        "FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::int8[]), pg_catalog.unnest($7::int8[]), "
+        "pg_catalog.unnest($8::int8[])) AS u(t, v, s, k, c, ip, run, rp)",
+        "tttttiii");
+    for (const identity::Cut& cut : graph.cuts()) {
+      insert.text(0, graph.types()[graph.identifier_type(cut.identifier)].name);
+      insert.text(1, graph.identifier_value(cut.identifier));
+      insert.text(2, graph.record_source(cut.record));
+      insert.text(3, graph.record_key(cut.record));
+      insert.text(4, graph.types()[cut.conflict_type].name);
+      insert.int8(5, graph.identifier_person(cut.identifier));
+      insert.int8(6, run_id);
+      insert.int8(7, graph.record_person(cut.record));
+      insert.row_done();
+    }
+    insert.flush();
+  }
+  // merge_history.
+  {
+    ArrayBatch insert(
+        "INSERT INTO cdp.merge_history (run_id, kind, from_person, to_person, id_type, id_value) "
+        "SELECT u.run, u.k, u.f, u.t, NULLIF(u.it, ''), NULLIF(u.iv, '') FROM ROWS FROM (pg_catalog.unnest($1::int8[]), "
+        "pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[]), pg_catalog.unnest($4::int8[]), pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::text[])) AS u(run, k, f, t, it, iv)",
+        "itiitt");
+    for (const identity::Event& e : graph.events()) {
+      insert.int8(0, run_id);
+      insert.text(1, e.kind == identity::EventKind::kMerge ? "merge" : "split");
+      insert.int8(2, e.from_person);
+      insert.int8(3, e.to_person);
+      if (e.identifier >= 0) {
+        insert.text(4, graph.types()[graph.identifier_type(e.identifier)].name);
+        insert.text(5, graph.identifier_value(e.identifier));
+      } else {
+        insert.text(4, "");
+        insert.text(5, "");
+      }
+      insert.row_done();
+    }
+    insert.flush();
+  }
+  phases.lap("write_history");
+  if (unknown_links > 0)
+    notice("merge_identities: ignored " + std::to_string(unknown_links) +
+           " stored links whose id_type is no longer in cdp.identifier_types");
+}
+
+int64_t start_run(const char* kind, Oid relation, bool full_rebuild) {
+  spi_run("SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+          {SpiArg{INT4OID, Int32GetDatum(kLockClass), false}, SpiArg{INT4OID, Int32GetDatum(kLockObject), false}});
+  std::vector<SpiArg> params{text_param(kind), oid_param(relation), bool_param(full_rebuild)};
+  if (relation == InvalidOid) params[1].is_null = true;
+  spi_run(
+      "INSERT INTO cdp.merge_runs (kind, observations, full_rebuild) VALUES ($1, $2::pg_catalog.regclass, $3) "
+      "RETURNING run_id",
+      params);
+  return result_int64(0, 1);
+}
+
+void finish_run(int64_t run_id, const identity::ResolveStats& s, const Skipped& skipped, int64_t read,
+                int64_t new_links, bool has_hwm, int64_t hwm, const MemoryGuard& memory, const Phases& phases) {
+  const std::string excluded = "{\"invalid\": " + std::to_string(s.invalid) + ", \"blocklist\": " +
+                               std::to_string(s.blocklisted) + ", \"hub\": " + std::to_string(s.hubs) +
+                               ", \"conflict_cut\": " + std::to_string(s.conflict_cut_identifiers) + "}";
+  std::vector<SpiArg> p{int8_param(run_id),      int8_param(read),       int8_param(new_links),
+                       SpiArg{TIMESTAMPTZOID, Int64GetDatum(hwm), !has_hwm},
+                       text_param(skipped.json()), int8_param(s.links),   int8_param(s.records),
+                       int8_param(s.identifiers), int8_param(s.persons), int8_param(s.new_persons),
+                       int8_param(s.merges),      int8_param(s.splits),   int8_param(s.cut_links),
+                       text_param(excluded),      SpiArg{FLOAT8OID, Float8GetDatum(s.jitter()), false},
+                       int8_param(static_cast<int64_t>(memory.peak()))};
+  p.push_back(text_param(phases.json()));
+  spi_run(
+      "UPDATE cdp.merge_runs SET finished_at = pg_catalog.clock_timestamp(), status = 'ok', observations_read = $2, "
+      "new_observations = $3, high_water_mark = $4, skipped = $5::jsonb, links = $6, records = $7, "
+      "identifiers = $8, persons = $9, new_persons = $10, merges = $11, splits = $12, cut_links = $13, "
+      "excluded = $14::jsonb, jitter = $15, memory_bytes = $16, phase_ms = $17::jsonb WHERE run_id = $1",
+      p);
+}
+
+void connect() {
+  pg_call([] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  });
+}
+void disconnect() {
+  pg_call([] { SPI_finish(); });
+}
+
+Interrupts pg_interrupts() {
+  return Interrupts([] { check_for_interrupts(); });
+}
+
+// The person-forming part shared by merge and erasure runs.
+void recompute(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory, Phases& phases,
+               const Skipped& skipped, int64_t read, int64_t new_links, bool has_hwm, int64_t hwm,
+               std::unique_ptr<IdentityGraph> built = nullptr) {
+  identity::ResolveStats stats;
+  resolve_and_write(run_id, config, interrupts, memory, phases, stats, std::move(built));
+  finish_run(run_id, stats, skipped, read, new_links, has_hwm, hwm, memory, phases);
+  int64_t write_ms = 0;
+  for (const auto& [name, ms] : phases.ms)
+    if (name.rfind("write", 0) == 0) write_ms += ms;
+  notice("merge_identities: wrote results in " + std::to_string(write_ms) + " ms (total " +
+         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - phases.start).count()) +
+         " ms, peak memory " + std::to_string(memory.peak() / 1024) + " kB)");
+}
+
+// Normalises (type, raw value) with the stored rules; throws 22023 for an unknown type.
+identity::Normalised normalise_one(const Config& config, std::string_view type_name, std::string_view raw,
+                                   int* type_out = nullptr) {
+  IdentityGraph probe(config.types);
+  const int type = probe.type_index(type_name);
+  if (type < 0)
+    fail(sqlstate::kInvalidParameterValue, "unknown id_type \"" + std::string(type_name) + "\"", {},
+         "cdp.identifier_types lists the identifier types.");
+  identity::ValueNormaliser normaliser(config.phone_region);
+  identity::Normalised out;
+  normaliser.normalise(probe.types()[type].normaliser, raw, out);
+  if (type_out) *type_out = type;
+  return out;
+}
+
+std::string arg_text(FunctionCallInfo fcinfo, int n) {
+  struct Span {
+    const char* data;
+    int len;
+  };
+  Span span = pg_call([&]() -> Span {
+    text* t = PG_GETARG_TEXT_PP(n);
+    return Span{VARDATA_ANY(t), static_cast<int>(VARSIZE_ANY_EXHDR(t))};
+  });
+  return std::string(span.data, span.len);
+}
+
+void require_args(FunctionCallInfo fcinfo, int count, const char* what) {
+  for (int i = 0; i < count; ++i)
+    if (PG_ARGISNULL(i)) fail(sqlstate::kNullValueNotAllowed, std::string(what) + " must not be NULL");
+}
+
+}  // namespace
+}  // namespace cdp::pg
+
+using namespace cdp::pg;
+
+extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
+  return guarded([&]() -> Datum {
+    if (PG_ARGISNULL(0)) fail(cdp::sqlstate::kNullValueNotAllowed, "observations must not be NULL");
+    const Oid relation = PG_GETARG_OID(0);
+    const bool full_rebuild = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+    connect();
+    Phases phases;
+    cdp::Interrupts interrupts = pg_interrupts();
+    MemoryGuard memory;
+    const int64_t run_id = start_run("merge", relation, full_rebuild);
+    const Config config = load_config();
+    Skipped skipped;
+    int64_t read = 0, new_links = 0, hwm = 0;
+    bool has_hwm = false;
+    std::unique_ptr<cdp::identity::IdentityGraph> graph;
+    ingest(relation, full_rebuild, config, interrupts, memory, phases, skipped, read, new_links, hwm, has_hwm, graph);
+    recompute(run_id, config, interrupts, memory, phases, skipped, read, new_links, has_hwm, hwm, std::move(graph));
+    disconnect();
+    PG_RETURN_VOID();
+  });
+}
+
+extern "C" Datum cdp_forget_identifier(PG_FUNCTION_ARGS) {
+  return guarded([&]() -> Datum {
+    require_args(fcinfo, 2, "id_type and id_value");
+    const std::string type_name = arg_text(fcinfo, 0), raw = arg_text(fcinfo, 1);
+    connect();
+    Phases phases;
+    cdp::Interrupts interrupts = pg_interrupts();
+    MemoryGuard memory;
+    const int64_t run_id = start_run("forget", InvalidOid, false);
+    const Config config = load_config();
+    const cdp::identity::Normalised value = normalise_one(config, type_name, raw);
+    if (value.outcome == cdp::identity::Outcome::kEmpty)
+      fail(cdp::sqlstate::kInvalidParameterValue, "id_value is empty");
+    const std::vector<SpiArg> key{text_param(type_name), text_param(value.value)};
+    spi_run(
+        "INSERT INTO cdp.identity_tombstones (kind, key_sha256) VALUES ('identifier', "
+        "pg_catalog.sha256(pg_catalog.convert_to($1, 'UTF8') || '\\x00'::bytea || pg_catalog.convert_to($2, 'UTF8'))) "
+        "ON CONFLICT DO NOTHING",
+        key);
+    spi_run("DELETE FROM cdp.identity_links WHERE id_type = $1 AND id_value = $2", key);
+    spi_run("DELETE FROM cdp.identity_cuts WHERE id_type = $1 AND id_value = $2", key);
+    spi_run("UPDATE cdp.merge_history SET id_value = NULL WHERE id_type = $1 AND id_value = $2", key);
+    phases.lap("erase");
+    recompute(run_id, config, interrupts, memory, phases, Skipped{}, 0, 0, false, 0);
+    disconnect();
+    PG_RETURN_VOID();
+  });
+}
+
+extern "C" Datum cdp_forget_person(PG_FUNCTION_ARGS) {
+  return guarded([&]() -> Datum {
+    require_args(fcinfo, 1, "person_id");
+    const int64_t person = PG_GETARG_INT64(0);
+    connect();
+    Phases phases;
+    cdp::Interrupts interrupts = pg_interrupts();
+    MemoryGuard memory;
+    const int64_t run_id = start_run("forget", InvalidOid, false);
+    const Config config = load_config();
+    const std::vector<SpiArg> key{int8_param(person)};
+    spi_run("SELECT FROM cdp.persons WHERE person_id = $1", key);
+    if (SPI_processed == 0)
+      fail(cdp::sqlstate::kUndefinedObject, "person " + std::to_string(person) + " does not exist");
+    spi_run(
+        "INSERT INTO cdp.identity_tombstones (kind, key_sha256) "
+        "SELECT 'identifier', pg_catalog.sha256(pg_catalog.convert_to(id_type, 'UTF8') || '\\x00'::bytea || "
+        "pg_catalog.convert_to(id_value, 'UTF8')) FROM cdp.person_identifiers WHERE person_id = $1 "
+        "UNION SELECT 'record', pg_catalog.sha256(pg_catalog.convert_to(source, 'UTF8') || '\\x00'::bytea || "
+        "pg_catalog.convert_to(source_key, 'UTF8')) FROM cdp.identity_map WHERE person_id = $1 "
+        "ON CONFLICT DO NOTHING",
+        key);
+    spi_run(
+        "DELETE FROM cdp.identity_links l USING cdp.identity_map m "
+        "WHERE m.person_id = $1 AND l.source = m.source AND l.source_key = m.source_key",
+        key);
+    spi_run(
+        "DELETE FROM cdp.identity_links l USING cdp.person_identifiers p "
+        "WHERE p.person_id = $1 AND l.id_type = p.id_type AND l.id_value = p.id_value",
+        key);
+    spi_run(
+        "UPDATE cdp.merge_history h SET id_value = NULL FROM cdp.person_identifiers p "
+        "WHERE p.person_id = $1 AND h.id_type = p.id_type AND h.id_value = p.id_value",
+        key);
+    spi_run("DELETE FROM cdp.identity_cuts WHERE identifier_person = $1 OR record_person = $1", key);
+    phases.lap("erase");
+    recompute(run_id, config, interrupts, memory, phases, Skipped{}, 0, 0, false, 0);
+    disconnect();
+    PG_RETURN_VOID();
+  });
+}
+
+namespace cdp::pg {
+namespace {
+// The rules normalize_identifier needs, cached as plain data in fn_extra for the rest of the query
+// (the function is STABLE), so person_id() over many rows reads cdp.identifier_types once.
+struct CachedRules {
+  static constexpr int kMaxTypes = 255;
+  SPIPlanPtr lookup;  // person_id(): the prepared lookup, freed with fn_mcxt
+  MemoryContextCallback free_lookup;
+  int count;
+  char region[8];
+  char names[kMaxTypes][64];
+  int normalisers[kMaxTypes];
+};
+
+const CachedRules* cached_rules(FunctionCallInfo fcinfo) {
+  auto* cached = static_cast<const CachedRules*>(fcinfo->flinfo->fn_extra);
+  if (cached) return cached;
+  connect();
+  const Config config = load_config(true);
+  disconnect();
+  auto* rules = static_cast<CachedRules*>(
+      pg_call([&]() -> void* { return MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CachedRules)); }));
+  for (const TypeRule& rule : config.types) {
+    if (rules->count >= CachedRules::kMaxTypes || rule.name.size() >= sizeof rules->names[0]) continue;
+    std::memcpy(rules->names[rules->count], rule.name.c_str(), rule.name.size() + 1);
+    rules->normalisers[rules->count] = static_cast<int>(rule.normaliser);
+    ++rules->count;
+  }
+  std::strncpy(rules->region, config.phone_region.c_str(), sizeof rules->region - 1);
+  fcinfo->flinfo->fn_extra = rules;
+  return rules;
+}
+}  // namespace
+}  // namespace cdp::pg
+
+namespace cdp::pg {
+namespace {
+// Normalises argument 1 as a value of the type named by argument 0 (unknown type: 22023).
+identity::Normalised normalise_arguments(FunctionCallInfo fcinfo, const CachedRules* rules, std::string& type_name) {
+  type_name = arg_text(fcinfo, 0);
+  const std::string raw = arg_text(fcinfo, 1);
+  int type = -1;
+  for (int t = 0; t < rules->count && type < 0; ++t)
+    if (type_name == rules->names[t]) type = t;
+  if (type < 0)
+    fail(sqlstate::kInvalidParameterValue, "unknown id_type \"" + type_name + "\"", {},
+         "cdp.identifier_types lists the identifier types.");
+  identity::ValueNormaliser normaliser(rules->region);
+  identity::Normalised value;
+  normaliser.normalise(static_cast<identity::Normaliser>(rules->normalisers[type]), raw, value);
+  return value;
+}
+
+void free_lookup_plan(void* arg) {
+  auto* rules = static_cast<CachedRules*>(arg);
+  if (rules->lookup) SPI_freeplan(rules->lookup);
+  rules->lookup = nullptr;
+}
+}  // namespace
+}  // namespace cdp::pg
+
+extern "C" Datum cdp_normalize_identifier(PG_FUNCTION_ARGS) {
+  return guarded([&]() -> Datum {
+    std::string type_name;
+    const cdp::identity::Normalised value = normalise_arguments(fcinfo, cached_rules(fcinfo), type_name);
+    if (value.outcome != cdp::identity::Outcome::kOk) PG_RETURN_NULL();
+    return pg_call([&]() -> Datum {
+      return PointerGetDatum(cstring_to_text_with_len(value.value.data(), value.value.size()));
+    });
+  });
+}
+
+// person_id(id_type, id_value): normalise as runs do, then one index lookup with a plan prepared once
+// per query; NULL when unknown, excluded or invalid.
+extern "C" Datum cdp_person_id(PG_FUNCTION_ARGS) {
+  return guarded([&]() -> Datum {
+    auto* rules = const_cast<CachedRules*>(cached_rules(fcinfo));
+    std::string type_name;
+    const cdp::identity::Normalised value = normalise_arguments(fcinfo, rules, type_name);
+    if (value.outcome != cdp::identity::Outcome::kOk) PG_RETURN_NULL();
+    connect();
+    if (!rules->lookup) {
+      pg_call([&] {
+        Oid types[2] = {TEXTOID, TEXTOID};
+        SPIPlanPtr plan = SPI_prepare(
+            "SELECT person_id FROM cdp.person_identifiers WHERE id_type = $1 AND id_value = $2 AND status = 'linked'",
+            2, types);
+        if (!plan) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        SPI_keepplan(plan);
+        rules->lookup = plan;
+        rules->free_lookup.func = free_lookup_plan;
+        rules->free_lookup.arg = rules;
+        MemoryContextRegisterResetCallback(fcinfo->flinfo->fn_mcxt, &rules->free_lookup);
+      });
+    }
+    struct Found {
+      bool found;
+      int64_t person;
+    };
+    const Found found = pg_call([&]() -> Found {
+      Datum args[2] = {PointerGetDatum(cstring_to_text_with_len(type_name.data(), type_name.size())),
+                       PointerGetDatum(cstring_to_text_with_len(value.value.data(), value.value.size()))};
+      int rc = SPI_execute_plan(rules->lookup, args, nullptr, true, 1);
+      if (rc != SPI_OK_SELECT) elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+      if (SPI_processed == 0) return Found{false, 0};
+      bool is_null = false;
+      Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null);
+      return Found{!is_null, is_null ? 0 : DatumGetInt64(d)};
+    });
+    disconnect();
+    if (!found.found) PG_RETURN_NULL();
+    PG_RETURN_INT64(found.person);
+  });
+}
