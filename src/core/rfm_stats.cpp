@@ -96,6 +96,11 @@ std::uint64_t hash_bytes(const char* data, std::size_t length) {
 
 // Adds `amount` to units/scale in place, exactly (rescales the smaller scale up).
 void add_money(__int128& units, std::int32_t& scale, const Decimal& amount) {
+  if (units == 0 && amount.scale() >= scale) {  // first amount (or a zero sum): adopt its scale
+    units = amount.units();
+    scale = amount.scale();
+    return;
+  }
   if (amount.scale() == scale) {
     __int128 sum;
     if (!__builtin_add_overflow(units, amount.units(), &sum)) {
