@@ -14,8 +14,6 @@
 #include "core/rfm_scoring.h"
 #include "core/rfm_stats.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -57,8 +55,6 @@ struct RfmCall {
   Tuplestorestate* store;
   TupleDesc tupdesc;
   MemoryContext output_context;  // reset after each batch of output rows
-  MemoryContext result_context;  // the result rows (see advise_result_blocks)
-  Size result_allocated;
 };
 
 constexpr std::size_t kRowBatch = 256;
@@ -408,8 +404,7 @@ void prepare(FunctionCallInfo fcinfo, RfmCall* plan) {
   // The result rows live in a generation context: they are freed all at once with the query, and
   // unlike the default allocator it does not round each row up to a power of two (a quarter less
   // memory to fault in for a million rows).
-  plan->result_context = GenerationContextCreate(per_query, "cdp.rfm result", 0, kResultBlock, kResultBlock);
-  MemoryContextSwitchTo(plan->result_context);
+  MemoryContextSwitchTo(GenerationContextCreate(per_query, "cdp.rfm result", 0, 1024 * 1024, kResultBlock));
   plan->store = tuplestore_begin_heap((rsinfo->allowedModes & SFRM_Materialize_Random) != 0, false,
                                       maintenance_work_mem);
   MemoryContextSwitchTo(per_query);
@@ -461,24 +456,7 @@ struct OutputRow {
   int r, f, m, segment;
 };
 
-// A million result rows fault in about 100 MB one 4 kB page at a time, the largest single cost of
-// a big call. Each new 64 MB block of the result context is therefore advised to use transparent
-// huge pages (a hint only: without THP, or on failure, nothing changes). A one-byte probe finds the
-// block: the generation context allocates from its newest block.
-void advise_result_blocks(RfmCall* plan) {
-  const Size allocated = MemoryContextMemAllocated(plan->result_context, false);
-  if (allocated == plan->result_allocated) return;
-  plan->result_allocated = allocated;
-  const std::uintptr_t probe = reinterpret_cast<std::uintptr_t>(MemoryContextAlloc(plan->result_context, 1));
-  const std::uintptr_t huge_page = std::uintptr_t{2} << 20;
-  const std::uintptr_t start = (probe + huge_page - 1) & ~(huge_page - 1);
-  const std::uintptr_t end = (probe + kResultBlock - 2 * huge_page) & ~(huge_page - 1);  // inside the block
-  if (end > start) madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
-  plan->result_allocated = MemoryContextMemAllocated(plan->result_context, false);
-}
-
 void emit_rows(RfmCall* plan, const OutputRow* rows, std::size_t count) {
-  advise_result_blocks(plan);
   MemoryContext old = MemoryContextSwitchTo(plan->output_context);
   for (std::size_t i = 0; i < count; ++i) {
     const OutputRow& row = rows[i];
