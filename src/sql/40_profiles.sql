@@ -257,9 +257,12 @@ RETURN CASE WHEN shop_time_zone = 'UTC' THEN expression
 COMMENT ON FUNCTION cdp.profile_unshift(text, text) IS
   'pg_cdp profiles (internal): SQL text turning a shop-local wall-clock value (stored as UTC) back into the real instant';
 
+-- Day boundaries: the aggregates count days in the session time zone, so the procedure runs with
+-- TimeZone = UTC and feeds them shop-local wall-clock times read as UTC (see cdp.profile_unshift).
 CREATE PROCEDURE cdp.refresh_profiles(as_of timestamptz)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
 AS $fn$
 DECLARE
   cfg         cdp.profile_config;
@@ -349,62 +352,63 @@ BEGIN
   DELETE FROM cdp.profile_refreshes r WHERE r.as_of = refresh_profiles.as_of;  -- cascades to group totals
   DELETE FROM cdp.profile_snapshots s WHERE s.as_of = refresh_profiles.as_of;
 
-  -- One pass: group the orders by person with the two C++ aggregates, score with the rfm_score
-  -- window function over all persons, name segments through the distinct (r, f, m) cells only.
+  -- Pass 1: group the orders by person with the two C++ aggregates. CREATE TABLE AS may run in
+  -- parallel (partial aggregation + combine); an INSERT ... SELECT may not (PostgreSQL 15).
+  IF pg_catalog.to_regclass('pg_temp.cdp_refresh_people') IS NOT NULL THEN
+    DROP TABLE pg_temp.cdp_refresh_people;
+  END IF;
+  EXECUTE pg_catalog.format($q$
+    CREATE TEMP TABLE cdp_refresh_people AS
+    SELECT g.person_id, g.unmatched_key,
+           (g.rs).first_order_at, (g.rs).last_order_at, (g.rs).orders, (g.rs).monetary, (g.rs).average_order_value,
+           CASE WHEN (g.rs).orders > 0 THEN
+             (($2 AT TIME ZONE 'UTC')::date - ((g.rs).last_order_at AT TIME ZONE 'UTC')::date) END AS recency_days,
+           (g.ls).stage, (g.ls).typical_gap_days, (g.ls).expected_next_order_at, (g.ls).overdue_ratio, (g.ls).stage_since
+      FROM (SELECT p.person_id, p.unmatched_key::text AS unmatched_key,
+                   cdp.rfm_agg(%1$s, %2$s) AS rs,
+                   cdp.lifecycle(%1$s, %2$s, $2, $5) AS ls
+              FROM %3$s
+             WHERE %4$s <= $1
+             GROUP BY p.person_id, p.unmatched_key) g$q$,
+    shifted, amount, person_from, ordered_at)
+    USING as_of, local_as_of, cfg.bins, coalesce(cfg.person_source, cfg.customer_id_type), cfg.lifecycle_policy;
+
+  -- Pass 2: score with the rfm_score window function over all persons, name segments through the
+  -- distinct (r, f, m) cells only, count identifiers and sources, write the snapshot.
   sql := pg_catalog.format($q$
-    WITH per_person AS (
-      SELECT p.person_id, p.unmatched_key::text AS unmatched_key,
-             cdp.rfm_agg(%1$s, %2$s) AS rs,
-             cdp.lifecycle(%1$s, %2$s, $2, $6) AS ls
-        FROM %3$s
-       WHERE %4$s <= $1
-       GROUP BY p.person_id, p.unmatched_key),
-    measured AS (
-      SELECT pp.person_id, pp.unmatched_key, pp.rs, pp.ls,
-             CASE WHEN (pp.rs).orders > 0 THEN
-               (($2 AT TIME ZONE 'UTC')::date - ((pp.rs).last_order_at AT TIME ZONE 'UTC')::date) END AS recency_days
-        FROM per_person pp),
-    scored AS (
-      SELECT m.*,
-             cdp.rfm_score(-m.recency_days::bigint, $3) OVER w AS r,
-             cdp.rfm_score(CASE WHEN m.recency_days IS NOT NULL THEN (m.rs).orders END, $3) OVER w AS f,
-             cdp.rfm_score(CASE WHEN m.recency_days IS NOT NULL THEN (m.rs).monetary END, $3) OVER w AS m
-        FROM measured m
+    WITH scored AS (
+      SELECT pp.*,
+             cdp.rfm_score(-pp.recency_days::bigint, $2) OVER w AS r,
+             cdp.rfm_score(CASE WHEN pp.recency_days IS NOT NULL THEN pp.orders END, $2) OVER w AS f,
+             cdp.rfm_score(CASE WHEN pp.recency_days IS NOT NULL THEN pp.monetary END, $2) OVER w AS m
+        FROM pg_temp.cdp_refresh_people pp
       WINDOW w AS ()),
     cells AS (
-      SELECT c.r, c.f, c.m, cdp.rfm_segment(c.r, c.f, c.m, $5) AS segment
+      SELECT c.r, c.f, c.m, cdp.rfm_segment(c.r, c.f, c.m, $3) AS segment
         FROM (SELECT DISTINCT s.r, s.f, s.m FROM scored s WHERE s.r IS NOT NULL) c),
-    identifiers AS (%5$s),
-    sources AS (%6$s)
+    identifiers AS (%1$s),
+    sources AS (%2$s)
     INSERT INTO cdp.profile_snapshots
     SELECT $1,
            CASE WHEN s.person_id IS NOT NULL THEN 'person:' || s.person_id ELSE 'customer:' || s.unmatched_key END,
-           s.person_id,
-           (s.rs).orders, (s.rs).monetary, (s.rs).average_order_value, s.recency_days,
+           s.person_id, s.orders, s.monetary, s.average_order_value, s.recency_days,
            s.r, s.f, s.m, c.segment,
-           (s.ls).stage,
-           (s.ls).typical_gap_days,
-           %7$s,
-           (s.ls).overdue_ratio,
-           %8$s,
-           %9$s,
-           %10$s,
+           s.stage, s.typical_gap_days, %3$s, s.overdue_ratio, %4$s, %5$s, %6$s,
            coalesce(i.n, 0), coalesce(so.n, 0)
       FROM scored s
       LEFT JOIN cells c ON c.r = s.r AND c.f = s.f AND c.m = s.m
       LEFT JOIN identifiers i ON i.person_id = s.person_id
       LEFT JOIN sources so ON so.person_id = s.person_id$q$,
-    shifted, amount, person_from, ordered_at,
     CASE WHEN cfg.person_match = 'customer' THEN 'SELECT NULL::bigint AS person_id, 0::bigint AS n WHERE false'
-         ELSE 'SELECT pi.person_id::bigint AS person_id, pg_catalog.count(*) AS n FROM cdp.person_identifiers pi GROUP BY 1' END,
+         ELSE 'SELECT pi.person_id, pg_catalog.count(*) AS n FROM cdp.person_identifiers pi '
+              'WHERE pi.person_id IS NOT NULL AND pi.status = ''linked'' GROUP BY 1' END,
     CASE WHEN cfg.person_match = 'customer' THEN 'SELECT NULL::bigint AS person_id, 0::bigint AS n WHERE false'
-         ELSE 'SELECT im.person_id::bigint AS person_id, pg_catalog.count(DISTINCT im.source) AS n FROM cdp.identity_map im GROUP BY 1' END,
-    cdp.profile_unshift('(s.ls).expected_next_order_at', cfg.shop_time_zone),
-    cdp.profile_unshift('(s.ls).stage_since', cfg.shop_time_zone),
-    cdp.profile_unshift('(s.rs).first_order_at', cfg.shop_time_zone),
-    cdp.profile_unshift('(s.rs).last_order_at', cfg.shop_time_zone));
-  EXECUTE sql USING as_of, local_as_of, cfg.bins, coalesce(cfg.person_source, cfg.customer_id_type),
-                    cfg.segment_map, cfg.lifecycle_policy;
+         ELSE 'SELECT im.person_id, pg_catalog.count(DISTINCT im.source) AS n FROM cdp.identity_map im GROUP BY 1' END,
+    cdp.profile_unshift('s.expected_next_order_at', cfg.shop_time_zone),
+    cdp.profile_unshift('s.stage_since', cfg.shop_time_zone),
+    cdp.profile_unshift('s.first_order_at', cfg.shop_time_zone),
+    cdp.profile_unshift('s.last_order_at', cfg.shop_time_zone));
+  EXECUTE sql USING as_of, cfg.bins, cfg.segment_map;
   GET DIAGNOSTICS n_persons = ROW_COUNT;
 
   INSERT INTO cdp.profile_refreshes (as_of, refreshed_at, persons, unattributed, orders, currency,
@@ -436,6 +440,7 @@ BEGIN
      SET unattributed = coalesce(n_unmatched, 0), orders = coalesce(n_orders, 0),
          duration_ms = 1000 * extract(epoch FROM pg_catalog.clock_timestamp() - started)
    WHERE r.as_of = refresh_profiles.as_of;
+  DROP TABLE pg_temp.cdp_refresh_people;
 END
 $fn$;
 COMMENT ON PROCEDURE cdp.refresh_profiles(timestamptz) IS
