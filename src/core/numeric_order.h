@@ -1,0 +1,33 @@
+// Exact ordering of PostgreSQL numeric values straight from their binary payload, with no limit on
+// digits (cdp::Decimal stops at 38). Used to sort numeric columns for RFM scoring in C++ without
+// calling back into PostgreSQL for every comparison.
+#pragma once
+#include "core/decimal.h"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cdp {
+
+// A view of one numeric payload (the bytes after the varlena header). It does not own the bytes:
+// the payload must outlive the key.
+struct NumericOrderKey {
+  NumericKind kind = NumericKind::kFinite;
+  bool negative = false;
+  int weight = 0;    // base-10000 exponent of the first digit
+  int ndigits = 0;   // 0 for zero
+  const std::uint8_t* digits = nullptr;  // ndigits native-endian int16 base-10000 digits
+};
+
+// Throws cdp::Error 22P03 on malformed bytes.
+NumericOrderKey numeric_order_key(const std::uint8_t* payload, std::size_t length);
+
+// PostgreSQL's numeric order: -Infinity < finite values < +Infinity < NaN (NaN equals NaN).
+// Returns <0, 0 or >0.
+int compare_numeric(const NumericOrderKey& a, const NumericOrderKey& b);
+
+struct NumericOrderLess {
+  bool operator()(const NumericOrderKey& a, const NumericOrderKey& b) const { return compare_numeric(a, b) < 0; }
+};
+
+}  // namespace cdp
