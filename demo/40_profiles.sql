@@ -1,5 +1,6 @@
 -- Demo step 40: the whole loop on the sample shop — merge identities, attribute orders to persons,
 -- profile them (RFM + lifecycle) in dated snapshots, and read the dashboard views.
+SET TimeZone = 'Europe/Berlin';
 \echo '== identity merge over shop.identity_observations (accounts, guest checkouts, web, loyalty)'
 SET client_min_messages = warning;
 CALL cdp.merge_identities('shop.identity_observations');

@@ -87,6 +87,9 @@ SELECT pg_temp.try($s$CALL cdp.refresh_profiles('2026-07-01')$s$);
 SELECT pg_temp.try($s$SELECT cdp.configure_orders('cdp.profile_history', 'person_key', 'person_key', 'as_of', 'orders')$s$);
 SELECT pg_temp.try($s$SELECT cdp.grant_reader('regress_cdp_stranger')$s$);
 SELECT pg_temp.try($s$DELETE FROM cdp.customer_profiles$s$);
+-- Identity routines (identity merge's section) cannot reveal or rewrite identities for this role either.
+SELECT pg_temp.try($s$SELECT cdp.person_id('email', 'ines.roth@mail.de')$s$) LIKE '42501:%' AS person_id_denied;
+SELECT pg_temp.try($s$CALL cdp.merge_identities('cdp.profile_history')$s$) LIKE '42501:%' AS merge_denied;
 SELECT pg_temp.try($s$INSERT INTO cdp.profile_snapshots (as_of, person_key, orders, monetary, lifecycle_stage, identifiers, sources) VALUES (now(), 'x', 1, 1, 'new', 0, 0)$s$);
 RESET ROLE;
 

@@ -25,6 +25,8 @@ REGRESS_FILE = ROOT / "sql" / "44_dbt_models.sql"
 # The regression run reads its own copy of the sample shop and writes into its own schemas.
 TARGET_SCHEMA = "regress_dbt"
 SOURCE_SCHEMAS = {"shop": "regress_dbt_shop"}
+# As `dbt run --vars '{pg_cdp_full_rebuild: true}'`: the regression database also holds other tests' merges.
+REGRESS_VARS = {"pg_cdp_full_rebuild": True}
 
 
 def quote(name):
@@ -53,6 +55,7 @@ def main():
 
     project = load_yaml(PACKAGE / "dbt_project.yml")
     variables = dict(project.get("vars") or {})
+    variables.update(REGRESS_VARS)
     custom_schema = project["models"]["pg_cdp"].get("+schema")
     model_schema = f"{TARGET_SCHEMA}_{custom_schema}" if custom_schema else TARGET_SCHEMA
     sources = {}

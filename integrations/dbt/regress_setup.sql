@@ -22,10 +22,10 @@ INSERT INTO regress_dbt_shop.orders VALUES
   (13, 5, '2026-07-15 10:00+00', 99);
 CREATE TABLE regress_dbt_shop.accounts (customer_id bigint PRIMARY KEY, email text, created_at timestamptz);
 INSERT INTO regress_dbt_shop.accounts VALUES
-  (1, 'ana@example.com', '2026-01-01'), (3, 'ben@example.org', '2025-05-01'),
-  (5, 'cleo@example.net', '2026-06-01'), (6, 'dan@example.com', '2024-08-01');
+  (1, 'ana@mailbox.org', '2026-01-01'), (3, 'ben@web.de', '2025-05-01'),
+  (5, 'cleo@gmx.net', '2026-06-01'), (6, 'dan@posteo.de', '2024-08-01');
 CREATE TABLE regress_dbt_shop.guest_checkouts (order_id bigint PRIMARY KEY, email text);
-INSERT INTO regress_dbt_shop.guest_checkouts VALUES (4, '  Ana@Example.COM ');
+INSERT INTO regress_dbt_shop.guest_checkouts VALUES (4, '  Ana@MailBox.ORG ');
 -- Customer 2 and 4 are guest records: their orders carry no customer_id observation. Order 8 carries nothing.
 CREATE VIEW regress_dbt_shop.identity_observations AS
 SELECT 'order' AS source, o.order_id::text AS source_key, 'customer_id' AS id_type, o.customer_id::text AS id_value,

@@ -56,7 +56,7 @@ select cdp.configure_orders({{ cdp_regclass(orders) }}, {{ cdp_literal(order_key
        currency_column => {{ cdp_literal(currency_column) }}, shop_time_zone => {{ cdp_literal(shop_time_zone) }})
 {%- endmacro %}
 
-{% macro cdp_merge_identities(observations, full_rebuild=false) -%}
+{% macro cdp_merge_identities(observations, full_rebuild=var('pg_cdp_full_rebuild', false)) -%}
 call cdp.merge_identities({{ cdp_regclass(observations) }}, {{ 'true' if full_rebuild else 'false' }})
 {%- endmacro %}
 
