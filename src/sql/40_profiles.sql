@@ -48,7 +48,7 @@ CREATE TABLE cdp.profile_snapshots (
   cadence_days           double precision,
   expected_next_order_at timestamptz,
   overdue_ratio          double precision,
-  stage_since            timestamptz,
+  stage_since            date,
   first_order_at         timestamptz,
   last_order_at          timestamptz,
   identifiers            integer NOT NULL,
@@ -393,7 +393,7 @@ BEGIN
            CASE WHEN s.person_id IS NOT NULL THEN 'person:' || s.person_id ELSE 'customer:' || s.unmatched_key END,
            s.person_id, s.orders, s.monetary, s.average_order_value, s.recency_days,
            s.r, s.f, s.m, c.segment,
-           s.stage, s.typical_gap_days, %3$s, s.overdue_ratio, %4$s, %5$s, %6$s,
+           s.stage, s.typical_gap_days, %3$s, s.overdue_ratio, s.stage_since, %4$s, %5$s,
            coalesce(i.n, 0), coalesce(so.n, 0)
       FROM scored s
       LEFT JOIN cells c ON c.r = s.r AND c.f = s.f AND c.m = s.m
@@ -405,7 +405,6 @@ BEGIN
     CASE WHEN cfg.person_match = 'customer' THEN 'SELECT NULL::bigint AS person_id, 0::bigint AS n WHERE false'
          ELSE 'SELECT im.person_id, pg_catalog.count(DISTINCT im.source) AS n FROM cdp.identity_map im GROUP BY 1' END,
     cdp.profile_unshift('s.expected_next_order_at', cfg.shop_time_zone),
-    cdp.profile_unshift('s.stage_since', cfg.shop_time_zone),
     cdp.profile_unshift('s.first_order_at', cfg.shop_time_zone),
     cdp.profile_unshift('s.last_order_at', cfg.shop_time_zone));
   EXECUTE sql USING as_of, cfg.bins, cfg.segment_map;
@@ -592,7 +591,7 @@ COMMENT ON COLUMN cdp.customer_profiles.lifecycle_stage IS 'lifecycle stage from
 COMMENT ON COLUMN cdp.customer_profiles.cadence_days IS 'the person''s own buying rhythm: median days between order days (NULL with fewer than two order days)';
 COMMENT ON COLUMN cdp.customer_profiles.expected_next_order_at IS 'when the next order is due by the cadence used';
 COMMENT ON COLUMN cdp.customer_profiles.overdue_ratio IS 'days since the last order divided by the cadence used';
-COMMENT ON COLUMN cdp.customer_profiles.stage_since IS 'when the current lifecycle stage began';
+COMMENT ON COLUMN cdp.customer_profiles.stage_since IS 'the shop-local day on which the current lifecycle stage began';
 COMMENT ON COLUMN cdp.customer_profiles.first_order_at IS 'first order at or before as_of';
 COMMENT ON COLUMN cdp.customer_profiles.last_order_at IS 'last positive order at or before as_of';
 COMMENT ON COLUMN cdp.customer_profiles.identifiers IS 'distinct identifiers cdp.person_identifiers holds for the person (0 when not attributed)';
@@ -613,7 +612,7 @@ COMMENT ON COLUMN cdp.profile_history.lifecycle_stage IS 'lifecycle stage from c
 COMMENT ON COLUMN cdp.profile_history.cadence_days IS 'the person''s own buying rhythm: median days between order days (NULL with fewer than two order days)';
 COMMENT ON COLUMN cdp.profile_history.expected_next_order_at IS 'when the next order is due by the cadence used';
 COMMENT ON COLUMN cdp.profile_history.overdue_ratio IS 'days since the last order divided by the cadence used';
-COMMENT ON COLUMN cdp.profile_history.stage_since IS 'when the current lifecycle stage began';
+COMMENT ON COLUMN cdp.profile_history.stage_since IS 'the shop-local day on which the current lifecycle stage began';
 COMMENT ON COLUMN cdp.profile_history.first_order_at IS 'first order at or before as_of';
 COMMENT ON COLUMN cdp.profile_history.last_order_at IS 'last positive order at or before as_of';
 COMMENT ON COLUMN cdp.profile_history.identifiers IS 'distinct identifiers cdp.person_identifiers holds for the person (0 when not attributed)';
