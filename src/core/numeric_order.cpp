@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 
+#include <cstdint>
 #include <cstring>
 
 #include "core/no_postgres.h"
@@ -68,6 +69,39 @@ int rank(NumericKind kind) {
   return 3;
 }
 
+// head: -Infinity < negatives < 0 < positives < +Infinity < NaN. A finite non-zero value's
+// magnitude is (weight, d0, d1, d2) after skipping leading zero digits, packed as
+// (weight + 2^17) << 42 | d0 << 28 | d1 << 14 | d2 (each digit < 2^14), so heads that differ
+// order their values exactly and equal heads need the full comparison.
+std::int64_t head_of(NumericOrderKey& key) {
+  switch (key.kind) {
+    case NumericKind::kNegativeInfinity: return INT64_MIN;
+    case NumericKind::kPositiveInfinity: return INT64_MAX - 1;
+    case NumericKind::kNaN: return INT64_MAX;
+    case NumericKind::kFinite: break;
+  }
+  int first = 0;
+  long weight = key.weight;
+  while (first < key.ndigits && digit_at(key.digits, first) == 0) {
+    ++first;
+    --weight;
+  }
+  if (first == key.ndigits) return 0;  // zero, however it is stored
+  std::int64_t magnitude = (weight + (1L << 17)) << 42;
+  for (int k = 0; k < 3; ++k) {
+    const int i = first + k;
+    const std::int64_t digit = i < key.ndigits ? digit_at(key.digits, i) : 0;
+    if (digit < 0 || digit >= 10000) malformed();
+    magnitude |= digit << (28 - 14 * k);
+  }
+  for (int i = first + 3; i < key.ndigits; ++i)
+    if (digit_at(key.digits, i) != 0) {
+      key.head_is_exact = false;
+      break;
+    }
+  return key.negative ? -(magnitude + 1) : magnitude + 1;
+}
+
 }  // namespace
 
 NumericOrderKey numeric_order_key(const std::uint8_t* payload, std::size_t length) {
@@ -77,11 +111,13 @@ NumericOrderKey numeric_order_key(const std::uint8_t* payload, std::size_t lengt
   NumericOrderKey key;
   if ((header & kSignMask) == kSpecial) {
     switch (header & kExtSignMask) {
-      case kNaN: key.kind = NumericKind::kNaN; return key;
-      case kPosInf: key.kind = NumericKind::kPositiveInfinity; return key;
-      case kNegInf: key.kind = NumericKind::kNegativeInfinity; return key;
+      case kNaN: key.kind = NumericKind::kNaN; break;
+      case kPosInf: key.kind = NumericKind::kPositiveInfinity; break;
+      case kNegInf: key.kind = NumericKind::kNegativeInfinity; break;
       default: malformed();
     }
+    key.head = head_of(key);
+    return key;
   }
   std::size_t header_size;
   if ((header & kSignMask) == kShort) {
@@ -100,10 +136,13 @@ NumericOrderKey numeric_order_key(const std::uint8_t* payload, std::size_t lengt
   if ((length - header_size) % sizeof(std::int16_t) != 0) malformed();
   key.ndigits = static_cast<int>((length - header_size) / sizeof(std::int16_t));
   key.digits = payload + header_size;
+  key.head = head_of(key);
   return key;
 }
 
 int compare_numeric(const NumericOrderKey& a, const NumericOrderKey& b) {
+  if (a.head != b.head) return a.head < b.head ? -1 : 1;
+  if (a.head == 0 || (a.head_is_exact && b.head_is_exact)) return 0;  // both zero, or all digits equal
   if (a.kind != NumericKind::kFinite || b.kind != NumericKind::kFinite) {
     const int ra = rank(a.kind), rb = rank(b.kind);
     return ra < rb ? -1 : (ra > rb ? 1 : 0);

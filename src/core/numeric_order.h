@@ -17,6 +17,10 @@ struct NumericOrderKey {
   int weight = 0;    // base-10000 exponent of the first digit
   int ndigits = 0;   // 0 for zero
   const std::uint8_t* digits = nullptr;  // ndigits native-endian int16 base-10000 digits
+  // Order-preserving summary (sign, weight, first three digits): a different head decides the
+  // comparison without touching the digits, which keeps sorts cache-friendly.
+  std::int64_t head = 0;
+  bool head_is_exact = true;  // no non-zero digit beyond the head: equal exact heads = equal values
 };
 
 // Throws cdp::Error 22P03 on malformed bytes.

@@ -94,3 +94,19 @@ TEST(NumericOrder, RejectsMalformedPayloads) {
   EXPECT_THROW(key_of(u16(0xE000)), cdp::Error);            // unknown special value
   EXPECT_THROW(key_of(u16(0x0000) + u16(0) + "x"), cdp::Error);  // odd number of digit bytes
 }
+
+TEST(NumericOrder, DigitsBeyondTheHeadStillDecide) {
+  auto cmp = [](const char* a, const char* b) {
+    return compare_numeric(key_of(cdp::encode_numeric(Decimal::parse(a))), key_of(cdp::encode_numeric(Decimal::parse(b))));
+  };
+  EXPECT_LT(cmp("1.00000000000001", "1.00000000000002"), 0);
+  EXPECT_GT(cmp("-1.00000000000001", "-1.00000000000002"), 0);
+  EXPECT_EQ(cmp("123456789012.3456789", "123456789012.34567890"), 0);
+  EXPECT_LT(cmp("9999.9999", "10000"), 0);
+  EXPECT_LT(cmp("-10000", "-9999.9999"), 0);
+  // A payload with a leading zero digit (PostgreSQL never writes one) orders by its value.
+  const std::string padded = long_payload(false, 1, 0, {0, 5});  // 0*10000 + 5 = 5
+  EXPECT_EQ(compare_numeric(key_of(padded), key_of(cdp::encode_numeric(Decimal::parse("5")))), 0);
+  const std::string zero_digits = long_payload(false, 0, 0, {0, 0});
+  EXPECT_EQ(compare_numeric(key_of(zero_digits), key_of(cdp::encode_numeric(Decimal::parse("0")))), 0);
+}
