@@ -46,10 +46,12 @@ SELECT pg_temp.try($s$SELECT cdp.grant_reader(NULL)$s$);
 SELECT pg_temp.try($s$SELECT cdp.grant_reader('regress_cdp_nobody')$s$);
 
 -- What the reader holds: USAGE on the schema, SELECT on the views, no table, no writing routine.
+-- (Relations another section grants to PUBLIC, such as the lifecycle policies, are not grant_reader's.)
 SELECT c.relname, c.relkind
   FROM pg_class c
  WHERE c.relnamespace = 'cdp'::regnamespace
    AND has_table_privilege('regress_cdp_dashboard', c.oid, 'SELECT')
+   AND NOT has_table_privilege('public', c.oid, 'SELECT')
  ORDER BY c.relname;
 SELECT count(*) AS relations_reader_can_write
   FROM pg_class c

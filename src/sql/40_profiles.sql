@@ -54,7 +54,7 @@ CREATE TABLE cdp.profile_snapshots (
   identifiers            integer NOT NULL,
   sources                integer NOT NULL
 );
-CREATE INDEX profile_snapshots_as_of ON cdp.profile_snapshots (as_of);
+CREATE INDEX profile_snapshots_as_of ON cdp.profile_snapshots USING brin (as_of);
 COMMENT ON TABLE cdp.profile_snapshots IS
   'pg_cdp profiles: one row per person per as_of written by cdp.refresh_profiles (history kept; readers use the views)';
 SELECT pg_catalog.pg_extension_config_dump('cdp.profile_snapshots', '');
@@ -273,7 +273,10 @@ DECLARE
   shifted     text;   -- the order time as shop-local wall clock read as UTC (day boundaries)
   amount      text;
   customer    text;
-  person_from text;   -- FROM clause producing (person_id, unmatched_key) per order row
+  person_from text;   -- FROM clause of the order rows (with their person in identity modes)
+  person_cols text;   -- select list: person_id, unmatched_key
+  group_by    text;
+  cell_segments text[];  -- segment of cell (r, f, m) at ((r - 1) * bins + f - 1) * bins + m
   currencies  text[];
   started     timestamptz := pg_catalog.clock_timestamp();
   local_as_of timestamptz;
@@ -335,70 +338,97 @@ BEGIN
     END IF;
   END IF;
 
-  person_from := CASE cfg.person_match
-    WHEN 'customer' THEN pg_catalog.format(
-      '%s o CROSS JOIN LATERAL (SELECT NULL::bigint AS person_id, %s AS unmatched_key) p', rel, customer)
-    WHEN 'identity_map' THEN pg_catalog.format(
-      '%s o LEFT JOIN cdp.identity_map im ON im.source = $4 AND im.source_key = o.%I::text '
-      'CROSS JOIN LATERAL (SELECT im.person_id::bigint AS person_id, '
-      'CASE WHEN im.person_id IS NULL THEN %s END AS unmatched_key) p',
-      rel, cfg.order_key_column, customer)
-    ELSE pg_catalog.format(
-      '%1$s o LEFT JOIN (SELECT d.k, cdp.person_id($4, d.k::text)::bigint AS pid '
-      '                    FROM (SELECT DISTINCT o.%2$I AS k FROM %1$s o WHERE %3$s <= $1) d) pm ON pm.k = %4$s '
-      'CROSS JOIN LATERAL (SELECT pm.pid AS person_id, CASE WHEN pm.pid IS NULL THEN %4$s END AS unmatched_key) p',
-      rel, cfg.customer_column, ordered_at, customer) END;
+  -- Orders of one person are grouped by person_id; orders whose person is unknown by their customer
+  -- key. Without identity merge the customer column is the only key (so an index on it can serve).
+  IF cfg.person_match = 'customer' THEN
+    person_from := rel || ' o';
+    person_cols := 'NULL::bigint AS person_id, (' || customer || ')::text AS unmatched_key';
+    group_by := customer;
+  ELSE
+    person_from := CASE cfg.person_match
+      WHEN 'identity_map' THEN pg_catalog.format(
+        '%s o LEFT JOIN cdp.identity_map im ON im.source = $4 AND im.source_key = o.%I::text '
+        'CROSS JOIN LATERAL (SELECT im.person_id AS person_id, '
+        'CASE WHEN im.person_id IS NULL THEN %s END AS unmatched_key) p',
+        rel, cfg.order_key_column, customer)
+      ELSE pg_catalog.format(
+        '%1$s o LEFT JOIN (SELECT d.k, cdp.person_id($4, d.k::text) AS pid '
+        '                    FROM (SELECT DISTINCT o.%2$I AS k FROM %1$s o WHERE %3$s <= $1) d) pm ON pm.k = %4$s '
+        'CROSS JOIN LATERAL (SELECT pm.pid AS person_id, CASE WHEN pm.pid IS NULL THEN %4$s END AS unmatched_key) p',
+        rel, cfg.customer_column, ordered_at, customer) END;
+    person_cols := 'p.person_id, p.unmatched_key::text AS unmatched_key';
+    group_by := 'p.person_id, p.unmatched_key';
+  END IF;
 
   DELETE FROM cdp.profile_refreshes r WHERE r.as_of = refresh_profiles.as_of;  -- cascades to group totals
   DELETE FROM cdp.profile_snapshots s WHERE s.as_of = refresh_profiles.as_of;
 
-  -- Pass 1: group the orders by person with the two C++ aggregates. CREATE TABLE AS may run in
-  -- parallel (partial aggregation + combine); an INSERT ... SELECT may not (PostgreSQL 15).
-  IF pg_catalog.to_regclass('pg_temp.cdp_refresh_people') IS NOT NULL THEN
-    DROP TABLE pg_temp.cdp_refresh_people;
+  IF cfg.bins <= 12 THEN
+    SELECT pg_catalog.array_agg(cdp.rfm_segment(r.r, f.f, m.m, cfg.segment_map) ORDER BY r.r, f.f, m.m)
+      INTO cell_segments
+      FROM pg_catalog.generate_series(1, cfg.bins) r(r), pg_catalog.generate_series(1, cfg.bins) f(f),
+           pg_catalog.generate_series(1, cfg.bins) m(m);
   END IF;
-  EXECUTE pg_catalog.format($q$
-    CREATE TEMP TABLE cdp_refresh_people AS
-    SELECT g.person_id, g.unmatched_key,
-           (g.rs).first_order_at, (g.rs).last_order_at, (g.rs).orders, (g.rs).monetary, (g.rs).average_order_value,
-           CASE WHEN (g.rs).orders > 0 THEN
-             (($2 AT TIME ZONE 'UTC')::date - ((g.rs).last_order_at AT TIME ZONE 'UTC')::date) END AS recency_days,
-           (g.ls).stage, (g.ls).typical_gap_days, (g.ls).expected_next_order_at, (g.ls).overdue_ratio, (g.ls).stage_since
-      FROM (SELECT p.person_id, p.unmatched_key::text AS unmatched_key,
-                   cdp.rfm_agg(%1$s, %2$s) AS rs,
-                   cdp.lifecycle(%1$s, %2$s, $2, $5) AS ls
-              FROM %3$s
-             WHERE %4$s <= $1
-             GROUP BY p.person_id, p.unmatched_key) g$q$,
-    shifted, amount, person_from, ordered_at)
-    USING as_of, local_as_of, cfg.bins, coalesce(cfg.person_source, cfg.customer_id_type), cfg.lifecycle_policy;
+  INSERT INTO cdp.profile_refreshes (as_of, refreshed_at, persons, unattributed, orders, currency,
+                                     person_match, orders_relation, duration_ms)
+  VALUES (as_of, pg_catalog.now(), 0, 0, 0, currencies[1], cfg.person_match, rel::text, 0);
 
-  -- Pass 2: score with the rfm_score window function over all persons, name segments through the
-  -- distinct (r, f, m) cells only, count identifiers and sources, write the snapshot.
+  -- One statement, streaming: group the orders by person with the two C++ aggregates, score all
+  -- persons with three cdp.rfm_score window functions sharing one window (no sort), name each
+  -- (r, f, m) cell's segment, count identifiers and sources, insert the snapshot, and total the
+  -- inserted rows per segment and stage (RETURNING: the history table is never re-read).
   sql := pg_catalog.format($q$
-    WITH scored AS (
+    WITH people AS (
+      SELECT g.person_id, g.unmatched_key,
+             (g.rs).first_order_at, (g.rs).last_order_at, (g.rs).orders, (g.rs).monetary, (g.rs).average_order_value,
+             CASE WHEN (g.rs).orders > 0 THEN
+               (($2 AT TIME ZONE 'UTC')::date - ((g.rs).last_order_at AT TIME ZONE 'UTC')::date) END AS recency_days,
+             (g.ls).stage, (g.ls).typical_gap_days, (g.ls).expected_next_order_at, (g.ls).overdue_ratio, (g.ls).stage_since
+        FROM (SELECT %5$s,
+                     cdp.rfm_agg(%1$s, %2$s) AS rs,
+                     cdp.lifecycle(%1$s, %2$s, $2, $5) AS ls
+                FROM %3$s
+               WHERE %4$s <= $1
+               GROUP BY %6$s) g),
+    scored AS (
       SELECT pp.*,
-             cdp.rfm_score(-pp.recency_days::bigint, $2) OVER w AS r,
-             cdp.rfm_score(CASE WHEN pp.recency_days IS NOT NULL THEN pp.orders END, $2) OVER w AS f,
-             cdp.rfm_score(CASE WHEN pp.recency_days IS NOT NULL THEN pp.monetary END, $2) OVER w AS m
-        FROM pg_temp.cdp_refresh_people pp
+             cdp.rfm_score(-pp.recency_days::bigint, $3) OVER w AS r,
+             cdp.rfm_score(CASE WHEN pp.recency_days IS NOT NULL THEN pp.orders END, $3) OVER w AS f,
+             cdp.rfm_score(CASE WHEN pp.recency_days IS NOT NULL THEN pp.monetary END, $3) OVER w AS m
+        FROM people pp
       WINDOW w AS ()),
-    cells AS (
-      SELECT c.r, c.f, c.m, cdp.rfm_segment(c.r, c.f, c.m, $3) AS segment
-        FROM (SELECT DISTINCT s.r, s.f, s.m FROM scored s WHERE s.r IS NOT NULL) c),
-    identifiers AS (%1$s),
-    sources AS (%2$s)
-    INSERT INTO cdp.profile_snapshots
-    SELECT $1,
-           CASE WHEN s.person_id IS NOT NULL THEN 'person:' || s.person_id ELSE 'customer:' || s.unmatched_key END,
-           s.person_id, s.orders, s.monetary, s.average_order_value, s.recency_days,
-           s.r, s.f, s.m, c.segment,
-           s.stage, s.typical_gap_days, %3$s, s.overdue_ratio, s.stage_since, %4$s, %5$s,
-           coalesce(i.n, 0), coalesce(so.n, 0)
-      FROM scored s
-      LEFT JOIN cells c ON c.r = s.r AND c.f = s.f AND c.m = s.m
-      LEFT JOIN identifiers i ON i.person_id = s.person_id
-      LEFT JOIN sources so ON so.person_id = s.person_id$q$,
+    identifiers AS (%7$s),
+    sources AS (%8$s),
+    inserted AS (
+      INSERT INTO cdp.profile_snapshots
+      SELECT $1,
+             CASE WHEN s.person_id IS NOT NULL THEN 'person:' || s.person_id ELSE 'customer:' || s.unmatched_key END,
+             s.person_id, s.orders, s.monetary, s.average_order_value, s.recency_days,
+             s.r, s.f, s.m, %12$s,
+             s.stage, s.typical_gap_days, %9$s, s.overdue_ratio, s.stage_since, %10$s, %11$s,
+             coalesce(i.n, 0), coalesce(so.n, 0)
+        FROM scored s%13$s
+        LEFT JOIN identifiers i ON i.person_id = s.person_id
+        LEFT JOIN sources so ON so.person_id = s.person_id
+      RETURNING person_id, rfm_segment, lifecycle_stage, monetary, orders, recency_days),
+    totals AS (
+      SELECT GROUPING(t.rfm_segment, t.lifecycle_stage) AS level, t.rfm_segment, t.lifecycle_stage,
+             pg_catalog.count(*) AS customers, coalesce(pg_catalog.sum(t.monetary), 0) AS revenue,
+             coalesce(pg_catalog.sum(t.orders), 0) AS orders,
+             coalesce(pg_catalog.sum(t.recency_days), 0) AS recency_days_sum,
+             pg_catalog.count(t.recency_days) AS recency_days_n,
+             pg_catalog.count(*) FILTER (WHERE t.person_id IS NULL) AS unattributed
+        FROM inserted t
+       GROUP BY GROUPING SETS ((t.rfm_segment), (t.lifecycle_stage), ())),
+    stored AS (
+      INSERT INTO cdp.profile_group_totals
+      SELECT $1,
+             CASE t.level WHEN 1 THEN 'rfm_segment' ELSE 'lifecycle_stage' END,
+             CASE t.level WHEN 1 THEN coalesce(t.rfm_segment, '(unscored)') ELSE t.lifecycle_stage END,
+             t.customers, t.revenue, t.orders, t.recency_days_sum, t.recency_days_n
+        FROM totals t WHERE t.level IN (1, 2))
+    SELECT t.customers, t.unattributed, t.orders FROM totals t WHERE t.level = 3$q$,
+    shifted, amount, person_from, ordered_at, person_cols, group_by,
     CASE WHEN cfg.person_match = 'customer' THEN 'SELECT NULL::bigint AS person_id, 0::bigint AS n WHERE false'
          ELSE 'SELECT pi.person_id, pg_catalog.count(*) AS n FROM cdp.person_identifiers pi '
               'WHERE pi.person_id IS NOT NULL AND pi.status = ''linked'' GROUP BY 1' END,
@@ -406,40 +436,24 @@ BEGIN
          ELSE 'SELECT im.person_id, pg_catalog.count(DISTINCT im.source) AS n FROM cdp.identity_map im GROUP BY 1' END,
     cdp.profile_unshift('s.expected_next_order_at', cfg.shop_time_zone),
     cdp.profile_unshift('s.first_order_at', cfg.shop_time_zone),
-    cdp.profile_unshift('s.last_order_at', cfg.shop_time_zone));
-  EXECUTE sql USING as_of, cfg.bins, cfg.segment_map;
-  GET DIAGNOSTICS n_persons = ROW_COUNT;
-
-  INSERT INTO cdp.profile_refreshes (as_of, refreshed_at, persons, unattributed, orders, currency,
-                                     person_match, orders_relation, duration_ms)
-  VALUES (as_of, pg_catalog.now(), n_persons, 0, 0, currencies[1], cfg.person_match, rel::text, 0);
-
-  -- Totals per segment and per stage (and overall) in one pass over the new snapshot.
-  WITH totals AS (
-    SELECT GROUPING(s.rfm_segment, s.lifecycle_stage) AS level,
-           s.rfm_segment, s.lifecycle_stage,
-           pg_catalog.count(*) AS customers, pg_catalog.sum(s.monetary) AS revenue,
-           pg_catalog.sum(s.orders) AS orders,
-           coalesce(pg_catalog.sum(s.recency_days), 0) AS recency_days_sum,
-           pg_catalog.count(s.recency_days) AS recency_days_n,
-           pg_catalog.count(*) FILTER (WHERE s.person_id IS NULL) AS unattributed
-      FROM cdp.profile_snapshots s
-     WHERE s.as_of = refresh_profiles.as_of
-     GROUP BY GROUPING SETS ((s.rfm_segment), (s.lifecycle_stage), ())),
-  stored AS (
-    INSERT INTO cdp.profile_group_totals
-    SELECT refresh_profiles.as_of,
-           CASE t.level WHEN 1 THEN 'rfm_segment' ELSE 'lifecycle_stage' END,
-           CASE t.level WHEN 1 THEN coalesce(t.rfm_segment, '(unscored)') ELSE t.lifecycle_stage END,
-           t.customers, t.revenue, t.orders, t.recency_days_sum, t.recency_days_n
-      FROM totals t WHERE t.level IN (1, 2))
-  SELECT t.unattributed, t.orders INTO n_unmatched, n_orders FROM totals t WHERE t.level = 3;
+    cdp.profile_unshift('s.last_order_at', cfg.shop_time_zone),
+    -- The segment: with few cells, looked up in an array of every cell's name (no join); else
+    -- named for the cells that occur and joined.
+    CASE WHEN cfg.bins <= 12 THEN '$7[((s.r - 1) * $3 + s.f - 1) * $3 + s.m]' ELSE 'c.segment' END,
+    CASE WHEN cfg.bins <= 12 THEN '' ELSE
+      ' LEFT JOIN (SELECT c.r, c.f, c.m, cdp.rfm_segment(c.r, c.f, c.m, $6) AS segment '
+      'FROM (SELECT DISTINCT s.r, s.f, s.m FROM scored s WHERE s.r IS NOT NULL) c) c '
+      'ON c.r = s.r AND c.f = s.f AND c.m = s.m' END);
+  EXECUTE sql INTO n_persons, n_unmatched, n_orders
+    USING as_of, local_as_of, cfg.bins, coalesce(cfg.person_source, cfg.customer_id_type), cfg.lifecycle_policy,
+          cfg.segment_map, cell_segments;
 
   UPDATE cdp.profile_refreshes r
-     SET unattributed = coalesce(n_unmatched, 0), orders = coalesce(n_orders, 0),
+     SET persons = n_persons, unattributed = n_unmatched, orders = n_orders,
          duration_ms = 1000 * extract(epoch FROM pg_catalog.clock_timestamp() - started)
    WHERE r.as_of = refresh_profiles.as_of;
-  DROP TABLE pg_temp.cdp_refresh_people;
+  RAISE DEBUG 'refresh_profiles: % persons (% unattributed) as of % in %', n_persons, n_unmatched, as_of,
+    pg_catalog.clock_timestamp() - started;
 END
 $fn$;
 COMMENT ON PROCEDURE cdp.refresh_profiles(timestamptz) IS
