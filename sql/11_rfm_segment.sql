@@ -28,6 +28,22 @@ SELECT cdp.rfm_segment(5, 5, 5) AS top, cdp.rfm_segment(5, 1, 3) AS new_customer
        cdp.rfm_segment(1, 1, 1) AS lost, cdp.rfm_segment(1, 1, 5) AS hibernating_big_spender,
        cdp.rfm_segment(3, 3, 3, 'score_tiers') AS tier, cdp.rfm_segment(NULL, 1, 1) AS null_score;
 
+-- Every cell of both maps through the function agrees with the table, also in a parallel worker
+-- (the function reads the map once per statement, alternating maps included).
+CREATE TABLE rfm_cells AS
+SELECT map, r, f, m FROM (VALUES ('default'), ('score_tiers')) maps(map),
+       generate_series(1, 5) r, generate_series(1, 5) f, generate_series(1, 5) m;
+SELECT count(*) AS cells, count(*) FILTER (WHERE cdp.rfm_segment(c.r, c.f, c.m, c.map) IS DISTINCT FROM s.segment) AS mismatches
+  FROM rfm_cells c JOIN cdp.rfm_segment_rules s ON (s.segment_map, s.r, s.f, s.m) = (c.map, c.r, c.f, c.m);
+SET force_parallel_mode = regress; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;
+SELECT count(*) AS cells, count(*) FILTER (WHERE cdp.rfm_segment(c.r, c.f, c.m, c.map) IS DISTINCT FROM
+         (SELECT s.segment FROM cdp.rfm_segment_rules s WHERE (s.segment_map, s.r, s.f, s.m) = (c.map, c.r, c.f, c.m))) AS mismatches
+  FROM rfm_cells c;
+RESET force_parallel_mode; RESET parallel_setup_cost; RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
+DROP TABLE rfm_cells;
+
 -- A user's map with holes: the gap check lists exactly the uncovered cells; lookups there give NULL.
 INSERT INTO cdp.rfm_segment_rules (segment_map, r, f, m, segment)
 SELECT 'vip_only', r, f, m, CASE WHEN f = 5 THEN 'VIP' ELSE 'Everyone else' END

@@ -46,6 +46,12 @@ SELECT cdp.rfm_copy_segment_map('default', 'score_tiers');
 INSERT INTO cdp.rfm_segment_rules (segment_map, r, f, m, segment) VALUES ('mine', 6, 1, 1, 'x');
 INSERT INTO cdp.rfm_segment_rules (segment_map, r, f, m, segment) VALUES ('mine', 1, 1, 1, '');
 INSERT INTO cdp.rfm_segment_rules (segment_map, r, f, m, segment) VALUES ('default', 1, 1, 1, 'x');
+-- More values than the memory limit (the larger of work_mem and maintenance_work_mem): 54000.
+SET maintenance_work_mem = '1MB'; SET work_mem = '1MB';
+SELECT count(s) FROM (SELECT cdp.rfm_score(i) OVER () s FROM generate_series(1, 100000) i) x;
+SELECT cdp.rfm_breaks(i::numeric) FROM generate_series(1, 100000) i;
+SELECT count(s) FROM (SELECT cdp.rfm_score(i) OVER () s FROM generate_series(1, 10000) i) x;
+RESET maintenance_work_mem; RESET work_mem;
 \set VERBOSITY default
 
 -- The message, detail and hint users see for the common mistakes.
@@ -55,6 +61,9 @@ SELECT cdp.rfm_bucket(1::bigint, '{3,2}');
 \set SHOW_CONTEXT never
 SELECT cdp.rfm_segment(3, 3, 3, 'no_such_map');
 \set SHOW_CONTEXT errors
+SET maintenance_work_mem = '1MB'; SET work_mem = '1MB';
+SELECT cdp.rfm_breaks(i::float8) FROM generate_series(1, 100000) i;
+RESET maintenance_work_mem; RESET work_mem;
 
 -- Documented results, not errors: NULL values score NULL; NULL breaks array -> NULL; no values ->
 -- NULL breaks; infinities are ordinary values; a map cell that is not covered -> NULL.

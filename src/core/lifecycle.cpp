@@ -248,32 +248,12 @@ std::size_t merge_unique(const std::int32_t* a, std::size_t a_count, const std::
   return n;
 }
 
-bool numeric_payload_is_positive(const std::uint8_t* payload, std::size_t length) {
-  if (length < 2) throw Error(sqlstate::kInvalidBinaryRepresentation, "malformed numeric value");
-  std::uint16_t header;
-  std::memcpy(&header, payload, sizeof header);
-  bool negative;
-  std::size_t digits_at;
-  switch (header & 0xC000) {
-    case 0x8000:  // short format: sign bit 0x2000, 2-byte header
-      negative = (header & 0x2000) != 0;
-      digits_at = 2;
-      break;
-    case 0xC000:  // NaN, +Infinity, -Infinity
-      throw Error(sqlstate::kInvalidParameterValue, "amount must be a finite number",
-                  "NaN and infinite amounts are neither orders nor refunds.");
-    default:  // long format: 0x0000 positive, 0x4000 negative, 4-byte header
-      negative = (header & 0xC000) == 0x4000;
-      digits_at = 4;
-      break;
-  }
-  if (length < digits_at || (length - digits_at) % 2 != 0)
-    throw Error(sqlstate::kInvalidBinaryRepresentation, "malformed numeric value");
-  if (negative) return false;
-  for (std::size_t at = digits_at; at < length; at += 2)  // zero has no non-zero base-10000 digit
-    if (payload[at] != 0 || payload[at + 1] != 0) return true;
-  return false;
+void throw_special_amount() {
+  throw Error(sqlstate::kInvalidParameterValue, "amount must be a finite number",
+              "NaN and infinite amounts are neither orders nor refunds.");
 }
+
+void throw_malformed_numeric() { throw Error(sqlstate::kInvalidBinaryRepresentation, "malformed numeric value"); }
 
 std::size_t serialized_size(const StateHeader& header, std::size_t day_count) {
   return kFixedBytes + header.policy.size() + day_count * sizeof(std::int32_t);

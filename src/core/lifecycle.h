@@ -13,6 +13,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -62,7 +63,32 @@ std::size_t merge_unique(const std::int32_t* a, std::size_t a_count, const std::
 
 // Whether a PostgreSQL numeric payload (the bytes after the varlena header) is a finite value > 0.
 // Throws cdp::Error 22023 for NaN and +-Infinity (not an amount of money) and 22P03 for malformed bytes.
-bool numeric_payload_is_positive(const std::uint8_t* payload, std::size_t length);
+// Inline: it runs once per order row.
+[[noreturn]] void throw_special_amount();
+[[noreturn]] void throw_malformed_numeric();
+inline bool numeric_payload_is_positive(const std::uint8_t* payload, std::size_t length) {
+  if (length < 2) throw_malformed_numeric();
+  std::uint16_t header;
+  std::memcpy(&header, payload, sizeof header);
+  std::size_t digits_at;
+  switch (header & 0xC000) {
+    case 0x8000:  // short format: sign bit 0x2000, 2-byte header
+      if (header & 0x2000) return false;
+      digits_at = 2;
+      break;
+    case 0xC000:  // NaN, +Infinity, -Infinity
+      throw_special_amount();
+    case 0x4000:  // long format, negative
+      return false;
+    default:  // long format, positive, 4-byte header
+      digits_at = 4;
+      break;
+  }
+  if (length < digits_at || (length - digits_at) % 2 != 0) throw_malformed_numeric();
+  for (std::size_t at = digits_at; at < length; at += 2)  // zero has no non-zero base-10000 digit
+    if (payload[at] != 0 || payload[at + 1] != 0) return true;
+  return false;
+}
 
 // ---- The aggregates' transport format (serialize / deserialize for parallel and distributed plans) ----
 // Little-endian-independent: written and read with memcpy on the same architecture, as PostgreSQL
@@ -91,7 +117,7 @@ void serialize_state(const StateHeader& header, const std::int32_t* days, std::s
 struct ParsedState {
   StateHeader header;
   std::size_t day_count = 0;
-  const std::uint8_t* days = nullptr;  // day_count little int32s, unaligned: read with read_days
+  const std::uint8_t* days = nullptr;  // day_count int32s, unaligned: read with read_days
 };
 ParsedState parse_state(const std::uint8_t* bytes, std::size_t length, StateKind expected_kind);
 void read_days(const ParsedState& parsed, std::int32_t* out);

@@ -58,103 +58,103 @@ int compare_abs(const NumericOrderKey& a, const NumericOrderKey& b) {
   return 0;
 }
 
-// -Infinity, finite, +Infinity, NaN.
-int rank(NumericKind kind) {
-  switch (kind) {
-    case NumericKind::kNegativeInfinity: return 0;
-    case NumericKind::kFinite: return 1;
-    case NumericKind::kPositiveInfinity: return 2;
-    case NumericKind::kNaN: return 3;
-  }
-  return 3;
-}
+constexpr std::int64_t kNegativeInfinityHead = INT64_MIN;
+constexpr std::int64_t kPositiveInfinityHead = INT64_MAX - 1;
+constexpr std::int64_t kNaNHead = INT64_MAX;
 
-// head: -Infinity < negatives < 0 < positives < +Infinity < NaN. A finite non-zero value's
-// magnitude is (weight, d0, d1, d2) after skipping leading zero digits, packed as
-// (weight + 2^17) << 42 | d0 << 28 | d1 << 14 | d2 (each digit < 2^14), so heads that differ
-// order their values exactly and equal heads need the full comparison.
-std::int64_t head_of(NumericOrderKey& key) {
-  switch (key.kind) {
-    case NumericKind::kNegativeInfinity: return INT64_MIN;
-    case NumericKind::kPositiveInfinity: return INT64_MAX - 1;
-    case NumericKind::kNaN: return INT64_MAX;
-    case NumericKind::kFinite: break;
-  }
+// A finite non-zero value's magnitude is (weight, d0, d1, d2) after skipping leading zero digits,
+// packed as (weight + 2^17) << 42 | d0 << 28 | d1 << 14 | d2 (each digit < 2^14); the head is
+// magnitude + 1, negated for negative values, 0 for zero. Heads that differ order their values
+// exactly; equal heads need the full comparison unless both hold every digit. Returns false on a
+// digit out of range.
+bool set_head(NumericOrderKey& key, bool negative) {
   int first = 0;
   long weight = key.weight;
   while (first < key.ndigits && digit_at(key.digits, first) == 0) {
     ++first;
     --weight;
   }
-  if (first == key.ndigits) return 0;  // zero, however it is stored
+  if (first == key.ndigits) {  // zero, however it is stored
+    key.head = 0;
+    return true;
+  }
   std::int64_t magnitude = (weight + (1L << 17)) << 42;
   for (int k = 0; k < 3; ++k) {
     const int i = first + k;
     const std::int64_t digit = i < key.ndigits ? digit_at(key.digits, i) : 0;
-    if (digit < 0 || digit >= 10000) malformed();
+    if (digit < 0 || digit >= 10000) return false;
     magnitude |= digit << (28 - 14 * k);
   }
-  for (int i = first + 3; i < key.ndigits; ++i)
-    if (digit_at(key.digits, i) != 0) {
-      key.head_is_exact = false;
-      break;
-    }
-  return key.negative ? -(magnitude + 1) : magnitude + 1;
+  for (int i = first + 3; i < key.ndigits; ++i) {
+    const int digit = digit_at(key.digits, i);
+    if (digit < 0 || digit >= 10000) return false;
+    if (digit != 0) key.head_is_exact = false;
+  }
+  key.head = negative ? -(magnitude + 1) : magnitude + 1;
+  return true;
+}
+
+NumericOrderKey invalid_key() {
+  NumericOrderKey key;
+  key.ndigits = -1;
+  return key;
 }
 
 }  // namespace
 
-NumericOrderKey numeric_order_key(const std::uint8_t* payload, std::size_t length) {
-  if (length < sizeof(std::uint16_t)) malformed();
+NumericKind NumericOrderKey::kind() const {
+  switch (head) {
+    case kNegativeInfinityHead: return NumericKind::kNegativeInfinity;
+    case kPositiveInfinityHead: return NumericKind::kPositiveInfinity;
+    case kNaNHead: return NumericKind::kNaN;
+    default: return NumericKind::kFinite;
+  }
+}
+
+NumericOrderKey numeric_order_key_nothrow(const std::uint8_t* payload, std::size_t length) noexcept {
+  if (length < sizeof(std::uint16_t)) return invalid_key();
   std::uint16_t header;
   std::memcpy(&header, payload, sizeof header);
   NumericOrderKey key;
   if ((header & kSignMask) == kSpecial) {
     switch (header & kExtSignMask) {
-      case kNaN: key.kind = NumericKind::kNaN; break;
-      case kPosInf: key.kind = NumericKind::kPositiveInfinity; break;
-      case kNegInf: key.kind = NumericKind::kNegativeInfinity; break;
-      default: malformed();
+      case kNaN: key.head = kNaNHead; return key;
+      case kPosInf: key.head = kPositiveInfinityHead; return key;
+      case kNegInf: key.head = kNegativeInfinityHead; return key;
+      default: return invalid_key();
     }
-    key.head = head_of(key);
-    return key;
   }
+  bool negative;
   std::size_t header_size;
   if ((header & kSignMask) == kShort) {
-    key.negative = (header & kShortSignMask) != 0;
-    key.weight = (header & kShortWeightSignMask) ? static_cast<int>(~kShortWeightMask | (header & kShortWeightMask))
-                                                 : (header & kShortWeightMask);
+    negative = (header & kShortSignMask) != 0;
+    key.weight = static_cast<std::int16_t>((header & kShortWeightSignMask) ? (~kShortWeightMask | (header & kShortWeightMask))
+                                                                          : (header & kShortWeightMask));
     header_size = sizeof(std::uint16_t);
   } else {
-    if (length < 2 * sizeof(std::uint16_t)) malformed();
-    key.negative = (header & kSignMask) == kNegative;
-    std::int16_t weight;
-    std::memcpy(&weight, payload + sizeof(std::uint16_t), sizeof weight);
-    key.weight = weight;
+    if (length < 2 * sizeof(std::uint16_t)) return invalid_key();
+    negative = (header & kSignMask) == kNegative;
+    std::memcpy(&key.weight, payload + sizeof(std::uint16_t), sizeof key.weight);
     header_size = 2 * sizeof(std::uint16_t);
   }
-  if ((length - header_size) % sizeof(std::int16_t) != 0) malformed();
-  key.ndigits = static_cast<int>((length - header_size) / sizeof(std::int16_t));
+  if ((length - header_size) % sizeof(std::int16_t) != 0) return invalid_key();
+  key.ndigits = static_cast<std::int32_t>((length - header_size) / sizeof(std::int16_t));
   key.digits = payload + header_size;
-  key.head = head_of(key);
+  if (!set_head(key, negative)) return invalid_key();
+  return key;
+}
+
+NumericOrderKey numeric_order_key(const std::uint8_t* payload, std::size_t length) {
+  NumericOrderKey key = numeric_order_key_nothrow(payload, length);
+  if (!key.valid()) malformed();
   return key;
 }
 
 int compare_numeric(const NumericOrderKey& a, const NumericOrderKey& b) {
   if (a.head != b.head) return a.head < b.head ? -1 : 1;
-  if (a.head == 0 || (a.head_is_exact && b.head_is_exact)) return 0;  // both zero, or all digits equal
-  if (a.kind != NumericKind::kFinite || b.kind != NumericKind::kFinite) {
-    const int ra = rank(a.kind), rb = rank(b.kind);
-    return ra < rb ? -1 : (ra > rb ? 1 : 0);
-  }
-  if (a.ndigits == 0) {
-    if (b.ndigits == 0) return 0;
-    return b.negative ? 1 : -1;
-  }
-  if (b.ndigits == 0) return a.negative ? -1 : 1;
-  if (!a.negative) return b.negative ? 1 : compare_abs(a, b);
-  if (!b.negative) return -1;
-  return compare_abs(b, a);
+  // Equal heads: same kind and sign. Specials and zero have no digits to compare.
+  if (a.head_is_exact && b.head_is_exact) return 0;
+  return a.head > 0 ? compare_abs(a, b) : compare_abs(b, a);
 }
 
 }  // namespace cdp

@@ -12,19 +12,23 @@ namespace cdp {
 // A view of one numeric payload (the bytes after the varlena header). It does not own the bytes:
 // the payload must outlive the key.
 struct NumericOrderKey {
-  NumericKind kind = NumericKind::kFinite;
-  bool negative = false;
-  int weight = 0;    // base-10000 exponent of the first digit
-  int ndigits = 0;   // 0 for zero
-  const std::uint8_t* digits = nullptr;  // ndigits native-endian int16 base-10000 digits
-  // Order-preserving summary (sign, weight, first three digits): a different head decides the
-  // comparison without touching the digits, which keeps sorts cache-friendly.
+  // Order-preserving summary: -Infinity < negatives < 0 < positives < +Infinity < NaN, and for
+  // finite values the sign, weight and first three digits. A different head decides a comparison
+  // without touching the digits, which keeps sorts cache-friendly.
   std::int64_t head = 0;
-  bool head_is_exact = true;  // no non-zero digit beyond the head: equal exact heads = equal values
+  const std::uint8_t* digits = nullptr;  // ndigits native-endian int16 base-10000 digits
+  std::int32_t ndigits = 0;              // 0 for zero; -1 marks a malformed payload
+  std::int16_t weight = 0;               // base-10000 exponent of the first digit
+  bool head_is_exact = true;             // no non-zero digit beyond the head: equal heads = equal values
+
+  NumericKind kind() const;
+  bool valid() const { return ndigits >= 0; }
 };
 
 // Throws cdp::Error 22P03 on malformed bytes.
 NumericOrderKey numeric_order_key(const std::uint8_t* payload, std::size_t length);
+// Never throws (for loops that must not throw): a malformed payload gives a key with valid() false.
+NumericOrderKey numeric_order_key_nothrow(const std::uint8_t* payload, std::size_t length) noexcept;
 
 // PostgreSQL's numeric order: -Infinity < finite values < +Infinity < NaN (NaN equals NaN).
 // Returns <0, 0 or >0.

@@ -149,7 +149,7 @@ struct PolicyTable {
 const PolicyEntry* resolve_policy(PolicyTable* table, MemoryContext mcxt, const char* name, std::size_t length) {
   if (length == 0 || length > lc::kMaxPolicyNameLength || std::memchr(name, '\0', length))
     fail(cdp::sqlstate::kUndefinedObject, "lifecycle policy \"" + std::string(name, length) + "\" does not exist",
-         "Policy names are 1 to 63 characters long.");
+         "Policy names are 1 to 63 bytes long.");
   for (int i = 0; i < table->count; ++i)
     if (std::strlen(table->entries[i]->name) == length && std::memcmp(table->entries[i]->name, name, length) == 0)
       return table->entries[i];
@@ -215,7 +215,9 @@ void reserve(State* state, MemoryContext aggcontext, std::int64_t needed) {
   state->capacity = static_cast<std::int32_t>(capacity);
 }
 
-inline void add_order(State* state, MemoryContext aggcontext, TimestampTz ordered_at, std::int32_t day) {
+// Transition step for one order. Growth allocates in the context that holds the state (the aggregate's),
+// so the hot path needs no AggCheckCallContext per row.
+inline void add_order(State* state, TimestampTz ordered_at, std::int32_t day) {
   if (state->orders == 0) {
     state->first_order_at = state->last_order_at = ordered_at;
   } else {
@@ -230,7 +232,7 @@ inline void add_order(State* state, MemoryContext aggcontext, TimestampTz ordere
   }
   if (state->count == state->capacity) {
     compact(state);  // duplicates of an unsorted run go first; grow only when the set itself is large
-    if (state->count * 4 >= state->capacity * 3) reserve(state, aggcontext, state->capacity + 1);
+    if (state->count * 4 >= state->capacity * 3) reserve(state, GetMemoryChunkContext(state), state->capacity + 1);
     if (state->count > 0 && day <= state->days[state->count - 1]) {
       if (day == state->days[state->count - 1]) return;
       state->sorted = false;
@@ -296,7 +298,8 @@ MemoryContext aggregate_context(FunctionCallInfo fcinfo, const char* name) {
 // Whether the amount argument makes the row an order (finite and > 0). NULL is not an order.
 inline bool is_order_amount(FunctionCallInfo fcinfo, int arg) {
   if (PG_ARGISNULL(arg)) return false;
-  struct varlena* amount = pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(PG_GETARG_POINTER(arg)));
+  struct varlena* amount = reinterpret_cast<struct varlena*>(PG_GETARG_POINTER(arg));
+  if (VARATT_IS_EXTERNAL(amount) || VARATT_IS_COMPRESSED(amount)) amount = pg_detoast_datum_packed(amount);
   return lc::numeric_payload_is_positive(reinterpret_cast<const std::uint8_t*>(VARDATA_ANY(amount)),
                                          VARSIZE_ANY_EXHDR(amount));
 }
@@ -370,7 +373,6 @@ PG_FUNCTION_INFO_V1(cdp_lifecycle_timeline_finalfn);
 // (state, ordered_at timestamptz, amount numeric, as_of timestamptz, policy text)
 Datum cdp_lifecycle_transfn(PG_FUNCTION_ARGS) {
   return guarded([&]() -> Datum {
-    MemoryContext aggcontext = aggregate_context(fcinfo, "cdp.lifecycle");
     TransitionCache* cache = transition_cache(fcinfo, 4, 3);
     State* state = PG_ARGISNULL(0) ? nullptr : reinterpret_cast<State*>(PG_GETARG_POINTER(0));
     if (PG_ARGISNULL(3))
@@ -389,7 +391,7 @@ Datum cdp_lifecycle_transfn(PG_FUNCTION_ARGS) {
         cache->as_of_day = as_of_day;
         cache->as_of_ready = true;
       }
-      state = new_state(aggcontext, lc::StateKind::kLifecycle, policy);
+      state = new_state(aggregate_context(fcinfo, "cdp.lifecycle"), lc::StateKind::kLifecycle, policy);
       state->as_of = as_of;
       state->as_of_day = as_of_day;
     } else {
@@ -408,7 +410,7 @@ Datum cdp_lifecycle_transfn(PG_FUNCTION_ARGS) {
     if (TIMESTAMP_IS_NOBEGIN(ordered_at))
       fail("22008", "ordered_at must not be -infinity");
     if (!is_order_amount(fcinfo, 2)) return PointerGetDatum(state);
-    add_order(state, aggcontext, ordered_at, local_day(&cache->clock, ordered_at));
+    add_order(state, ordered_at, local_day(&cache->clock, ordered_at));
     return PointerGetDatum(state);
   });
 }
@@ -416,7 +418,6 @@ Datum cdp_lifecycle_transfn(PG_FUNCTION_ARGS) {
 // (state, ordered_at timestamptz, amount numeric, from_date date, to_date date, step interval, policy text)
 Datum cdp_lifecycle_timeline_transfn(PG_FUNCTION_ARGS) {
   return guarded([&]() -> Datum {
-    MemoryContext aggcontext = aggregate_context(fcinfo, "cdp.lifecycle_timeline");
     TransitionCache* cache = transition_cache(fcinfo, 6, -1);
     State* state = PG_ARGISNULL(0) ? nullptr : reinterpret_cast<State*>(PG_GETARG_POINTER(0));
     if (PG_ARGISNULL(3) || PG_ARGISNULL(4) || PG_ARGISNULL(5))
@@ -442,7 +443,7 @@ Datum cdp_lifecycle_timeline_transfn(PG_FUNCTION_ARGS) {
         cache->periods_ready = true;
       }
       const PolicyEntry* policy = policy_argument(fcinfo, cache, 6);
-      state = new_state(aggcontext, lc::StateKind::kTimeline, policy);
+      state = new_state(aggregate_context(fcinfo, "cdp.lifecycle_timeline"), lc::StateKind::kTimeline, policy);
       state->from_day = from;
       state->to_day = to;
       state->step_months = step->month;
@@ -466,7 +467,7 @@ Datum cdp_lifecycle_timeline_transfn(PG_FUNCTION_ARGS) {
     const std::int32_t day = local_day(&cache->clock, ordered_at);
     if (day > state->to_day) return PointerGetDatum(state);
     if (!is_order_amount(fcinfo, 2)) return PointerGetDatum(state);
-    add_order(state, aggcontext, ordered_at, day);
+    add_order(state, ordered_at, day);
     return PointerGetDatum(state);
   });
 }
@@ -585,31 +586,33 @@ Datum cdp_lifecycle_finalfn(PG_FUNCTION_ARGS) {
     compact(state);  // keeps the value; sorting is idempotent
     const lc::Assessment a =
         lc::assess(state->days, static_cast<std::size_t>(state->count), state->as_of_day, state->policy->policy);
-    Datum values[11];
-    bool nulls[11] = {false};
+    // Field order of cdp.lifecycle_state.
+    enum { kOrders, kOrderDays, kFirst, kLast, kDaysSince, kRatio, kCadence, kExpected, kSince, kTypical, kStage, kFields };
+    Datum values[kFields];
+    bool nulls[kFields] = {false};
     const bool prospect = a.stage == lc::Stage::kProspect;
-    values[0] = cache->stage_text[static_cast<int>(a.stage)];
-    values[1] = Int64GetDatum(state->orders);
-    values[2] = Int32GetDatum(a.order_days);
-    values[3] = TimestampTzGetDatum(state->first_order_at);
-    values[4] = TimestampTzGetDatum(state->last_order_at);
-    values[5] = Int32GetDatum(a.days_since_last);
-    values[6] = Float8GetDatum(a.typical_gap_days);
-    values[7] = Float8GetDatum(a.cadence_days);
-    values[8] = (Datum)0;
-    values[9] = Float8GetDatum(a.overdue_ratio);
-    values[10] = DateADTGetDatum(a.stage_since_day);
+    values[kOrders] = Int64GetDatum(state->orders);
+    values[kOrderDays] = Int32GetDatum(a.order_days);
+    values[kFirst] = TimestampTzGetDatum(state->first_order_at);
+    values[kLast] = TimestampTzGetDatum(state->last_order_at);
+    values[kDaysSince] = Int32GetDatum(a.days_since_last);
+    values[kRatio] = Float8GetDatum(a.overdue_ratio);
+    values[kCadence] = Float8GetDatum(a.cadence_days);
+    values[kExpected] = (Datum)0;
+    values[kSince] = DateADTGetDatum(a.stage_since_day);
+    values[kTypical] = Float8GetDatum(a.typical_gap_days);
+    values[kStage] = cache->stage_text[static_cast<int>(a.stage)];
     if (prospect) {
-      for (int i = 3; i < 11; ++i) nulls[i] = true;
+      for (int i = kFirst; i <= kTypical; ++i) nulls[i] = true;
     } else {
-      nulls[6] = !a.has_typical_gap;
+      nulls[kTypical] = !a.has_typical_gap;
       // last order + cadence used x 24 h, exact to the microsecond; NULL past the end of timestamptz.
       const double offset_us = a.cadence_days * static_cast<double>(USECS_PER_DAY);
       TimestampTz expected = 0;
-      nulls[8] = !(offset_us < 1e18) ||
-                 __builtin_add_overflow(state->last_order_at, static_cast<std::int64_t>(std::llround(offset_us)), &expected) ||
-                 expected >= END_TIMESTAMP;
-      if (!nulls[8]) values[8] = TimestampTzGetDatum(expected);
+      nulls[kExpected] = !(offset_us < 1e18) ||
+                         __builtin_add_overflow(state->last_order_at, static_cast<std::int64_t>(std::llround(offset_us)), &expected) ||
+                         expected >= END_TIMESTAMP;
+      if (!nulls[kExpected]) values[kExpected] = TimestampTzGetDatum(expected);
     }
     HeapTuple tuple = heap_form_tuple(cache->tupdesc, values, nulls);
     return HeapTupleGetDatum(tuple);

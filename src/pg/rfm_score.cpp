@@ -22,6 +22,8 @@ constexpr int kDefaultBins = 5;
 constexpr const char* kInvalid = cdp::sqlstate::kInvalidParameterValue;
 
 // How each SQL type becomes a C++ key that orders like PostgreSQL orders the type.
+static_assert(FLOAT8PASSBYVAL, "pg_cdp reads 8-byte values as pass-by-value Datums (64-bit builds)");
+
 struct Float8Type {
   using Key = double;
   using Less = std::less<double>;
@@ -72,12 +74,20 @@ struct NumericType {
   static constexpr int kLength = -1;
   static constexpr bool kByValue = false;
   static constexpr char kAlign = TYPALIGN_INT;
-  static Key key(Datum value, const char* what) {
+  // value must be detoasted (keep_numeric or pg_detoast_datum_packed).
+  static Key raw_key(Datum value) noexcept {
     const struct varlena* bytes = reinterpret_cast<const struct varlena*>(DatumGetPointer(value));
-    Key key = cdp::numeric_order_key(reinterpret_cast<const std::uint8_t*>(VARDATA_ANY(bytes)),
-                                     VARSIZE_ANY_EXHDR(bytes));
-    if (key.kind == cdp::NumericKind::kNaN)
+    return cdp::numeric_order_key_nothrow(reinterpret_cast<const std::uint8_t*>(VARDATA_ANY(bytes)),
+                                          VARSIZE_ANY_EXHDR(bytes));
+  }
+  static void check(const Key& key, const char* what) {
+    if (!key.valid()) fail(cdp::sqlstate::kInvalidBinaryRepresentation, std::string(what) + " is a malformed numeric");
+    if (key.kind() == cdp::NumericKind::kNaN)
       fail(kInvalid, std::string(what) + " must not be NaN", {}, "Filter NaN out, for example WHERE value <> 'NaN'.");
+  }
+  static Key key(Datum value, const char* what) {
+    const Key key = raw_key(value);
+    check(key, what);
     return key;
   }
 };
@@ -169,23 +179,16 @@ template <typename Type>
 void score_partition(WindowObject window, int64 rows, int bins, PartitionScores* partition) {
   using Key = typename Type::Key;
   cdp::MemoryBudget budget = scoring_budget();
-  std::vector<Keyed<Key>> entries;
+  // Keys are made straight from the Datums (no allocation, nothing throws) inside the read loop and
+  // checked (NaN, malformed numeric) afterwards: 16 bytes a row (32 for numeric, whose keys view a
+  // copy of each value in a scratch context under the per-row context, deleted when done).
+  budget.charge(static_cast<std::size_t>(rows) * sizeof(Keyed<Key>));
   MemoryContext scratch = nullptr;
-  if constexpr (Type::kByValue) {
-    // By-value keys come straight from the Datum (no allocation, nothing throws), so they are read
-    // directly into the entries (16 bytes a row) and checked (NaN) afterwards.
-    budget.charge(static_cast<std::size_t>(rows) * sizeof(Keyed<Key>));
-    entries.resize(static_cast<std::size_t>(rows));
-    entries.resize(read_partition<Type>(window, rows, entries.data(), nullptr, Type::raw_key));
-    for (const auto& entry : entries) Type::check(entry.key, "value");
-  } else {
-    budget.charge(static_cast<std::size_t>(rows) * (sizeof(Keyed<Datum>) + sizeof(Keyed<Key>)));
+  if (!Type::kByValue)
     scratch = pg_call([] { return AllocSetContextCreate(CurrentMemoryContext, "cdp.rfm_score", ALLOCSET_DEFAULT_SIZES); });
-    std::vector<Keyed<Datum>> raw(static_cast<std::size_t>(rows));
-    raw.resize(read_partition<Type>(window, rows, raw.data(), scratch, [](Datum d) { return d; }));
-    entries.resize(raw.size());
-    for (std::size_t i = 0; i < raw.size(); ++i) entries[i] = {Type::key(raw[i].key, "value"), raw[i].id};
-  }
+  std::vector<Keyed<Key>> entries(static_cast<std::size_t>(rows));
+  entries.resize(read_partition<Type>(window, rows, entries.data(), scratch, Type::raw_key));
+  for (const auto& entry : entries) Type::check(entry.key, "value");
   std::vector<std::size_t> group_start;
   const std::vector<int> group_scores = score_entries<Type>(entries, bins, &group_start);
   for (std::size_t g = 0; g < group_scores.size(); ++g) {
@@ -240,8 +243,18 @@ struct BreaksState {
   int bins;
   int64 count;
   int64 capacity;
-  Datum* values;  // numeric values are copies owned by the aggregate context
+  Datum* values;     // numeric values are copies owned by the aggregate context
+  Size copy_bytes;   // bytes of those copies
 };
+
+// What the group will need at the final sort (values, copies and sort entries), checked while
+// collecting so an oversized group fails early instead of after filling memory.
+template <typename Type>
+void charge_breaks(const BreaksState* state, int64 capacity) {
+  cdp::MemoryBudget budget = scoring_budget();
+  budget.charge(static_cast<std::size_t>(capacity) * (sizeof(Datum) + sizeof(Keyed<typename Type::Key>)) +
+                state->copy_bytes);
+}
 
 template <typename Type>
 Datum rfm_breaks_transition(FunctionCallInfo fcinfo) {
@@ -262,14 +275,19 @@ Datum rfm_breaks_transition(FunctionCallInfo fcinfo) {
     }
     if (PG_ARGISNULL(1)) return PointerGetDatum(state);
     Datum value = PG_GETARG_DATUM(1);
-    if (!Type::kByValue) value = pg_call([&] {
-      MemoryContext previous = MemoryContextSwitchTo(aggregate_context);
-      Datum kept = keep_numeric(value);
-      MemoryContextSwitchTo(previous);
-      return kept;
-    });
+    if (!Type::kByValue) {
+      value = pg_call([&] {
+        MemoryContext previous = MemoryContextSwitchTo(aggregate_context);
+        Datum kept = keep_numeric(value);
+        MemoryContextSwitchTo(previous);
+        return kept;
+      });
+      state->copy_bytes += VARSIZE_ANY(DatumGetPointer(value));
+      if ((state->count & 0xFFF) == 0) charge_breaks<Type>(state, state->count);
+    }
     (void)Type::key(value, "value");  // rejects NaN at the row that has it
     if (state->count == state->capacity) {
+      charge_breaks<Type>(state, state->capacity == 0 ? 1024 : state->capacity * 2);
       pg_call([&] {
         const int64 capacity = state->capacity == 0 ? 1024 : state->capacity * 2;
         const Size bytes = static_cast<Size>(capacity) * sizeof(Datum);

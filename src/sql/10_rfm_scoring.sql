@@ -244,29 +244,9 @@ $$;
 COMMENT ON FUNCTION cdp.rfm_check_segment_map(text) IS
   'Raises ERROR 42704 (listing the known maps) unless cdp.rfm_segment_rules has rules for segment_map; 22004 for NULL.';
 
+-- C: reads the map once per statement (the query shape above) and looks cells up in memory.
 CREATE FUNCTION cdp.rfm_segment(r integer, f integer, m integer, segment_map text DEFAULT 'default') RETURNS text
-  LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
-DECLARE
-  result text;
-BEGIN
-  IF r IS NULL OR f IS NULL OR m IS NULL THEN
-    RETURN NULL;
-  END IF;
-  IF r NOT BETWEEN 1 AND 5 OR f NOT BETWEEN 1 AND 5 OR m NOT BETWEEN 1 AND 5 THEN
-    RAISE EXCEPTION 'RFM scores for segments must be between 1 and 5'
-      USING ERRCODE = '22023', DETAIL = pg_catalog.format('Got r = %s, f = %s, m = %s.', r, f, m),
-            HINT = 'Segment maps cover 5 x 5 x 5 cells: score with bins = 5.';
-  END IF;
-  SELECT s.segment INTO result FROM cdp.rfm_segment_rules s
-   WHERE s.segment_map OPERATOR(pg_catalog.=) rfm_segment.segment_map
-     AND s.r OPERATOR(pg_catalog.=) rfm_segment.r AND s.f OPERATOR(pg_catalog.=) rfm_segment.f
-     AND s.m OPERATOR(pg_catalog.=) rfm_segment.m;
-  IF NOT FOUND THEN
-    PERFORM cdp.rfm_check_segment_map(segment_map);
-  END IF;
-  RETURN result;  -- NULL for a cell the map does not cover (see cdp.rfm_segment_map_gaps)
-END
-$$;
+  AS 'MODULE_PATHNAME', 'cdp_rfm_segment' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 COMMENT ON FUNCTION cdp.rfm_segment(integer, integer, integer, text) IS
   'Segment name of the (r, f, m) cell in a map of cdp.rfm_segment_rules (default map ''default''). NULL score -> NULL; score outside 1..5 -> ERROR 22023; unknown map -> ERROR 42704 listing the known maps; a cell the map does not cover -> NULL.';
 

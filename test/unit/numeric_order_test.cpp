@@ -86,13 +86,18 @@ TEST(NumericOrder, SpecialValuesFollowPostgresOrder) {
   EXPECT_GT(compare_numeric(key_of(nan), key_of(pos_inf)), 0);
   EXPECT_EQ(compare_numeric(key_of(nan), key_of(nan)), 0);
   EXPECT_EQ(compare_numeric(key_of(pos_inf), key_of(pos_inf)), 0);
-  EXPECT_EQ(key_of(nan).kind, cdp::NumericKind::kNaN);
+  EXPECT_EQ(key_of(nan).kind(), cdp::NumericKind::kNaN);
+  EXPECT_EQ(key_of(neg_inf).kind(), cdp::NumericKind::kNegativeInfinity);
+  EXPECT_EQ(key_of(one).kind(), cdp::NumericKind::kFinite);
 }
 
 TEST(NumericOrder, RejectsMalformedPayloads) {
   EXPECT_THROW(key_of(std::string(1, '\0')), cdp::Error);
   EXPECT_THROW(key_of(u16(0xE000)), cdp::Error);            // unknown special value
   EXPECT_THROW(key_of(u16(0x0000) + u16(0) + "x"), cdp::Error);  // odd number of digit bytes
+  EXPECT_THROW(key_of(long_payload(false, 0, 0, {1, 12345})), cdp::Error);  // digit out of range
+  const std::string bad = u16(0xE000);
+  EXPECT_FALSE(cdp::numeric_order_key_nothrow(reinterpret_cast<const std::uint8_t*>(bad.data()), bad.size()).valid());
 }
 
 TEST(NumericOrder, DigitsBeyondTheHeadStillDecide) {

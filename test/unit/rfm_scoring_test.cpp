@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <random>
 #include <set>
@@ -256,4 +257,65 @@ TEST(RfmScoring, BucketRules) {
   const bool none[] = {false, false};
   EXPECT_THROW(cdp::rfm::check_breaks(decreasing, none, 2, less), cdp::Error);
   EXPECT_THROW(cdp::rfm::check_breaks(decreasing, both, 0, less), cdp::Error);
+}
+
+namespace {
+
+// The rule exactly as docs/rfm_scoring.md states it, written the slow and obvious way (doubles are
+// exact here: the test keeps n small), to check the implementation against the documentation.
+std::vector<std::size_t> documented_cuts(const std::vector<std::size_t>& sizes, int bins) {
+  const std::size_t d = sizes.size();
+  std::vector<double> c(d + 1, 0);
+  for (std::size_t j = 0; j < d; ++j) c[j + 1] = c[j] + static_cast<double>(sizes[j]);
+  const double n = c[d];
+  auto nearest = [&](std::size_t low, std::size_t high, double target) {
+    std::size_t best = low;
+    for (std::size_t j = low; j <= high; ++j)
+      if (std::abs(c[j] - target) < std::abs(c[best] - target)) best = j;  // strict: ties keep the smaller j
+    return best;
+  };
+  std::vector<std::size_t> cuts(static_cast<std::size_t>(bins) + 1, 0);
+  cuts[static_cast<std::size_t>(bins)] = d;
+  if (d < static_cast<std::size_t>(bins)) {
+    for (int b = 1; b < bins; ++b) cuts[b] = nearest(0, d, b * n / bins);
+    return cuts;
+  }
+  auto upward = [&](const std::vector<double>& cum) {
+    std::vector<std::size_t> up(static_cast<std::size_t>(bins) + 1, 0);
+    up[static_cast<std::size_t>(bins)] = d;
+    for (int b = 1; b < bins; ++b) {
+      const double p = cum[up[b - 1]];
+      const double target = p + (n - p) / (bins - b + 1);
+      std::size_t best = up[b - 1] + 1;
+      for (std::size_t j = up[b - 1] + 1; j <= d - static_cast<std::size_t>(bins - b); ++j)
+        if (std::abs(cum[j] - target) < std::abs(cum[best] - target)) best = j;
+      up[b] = best;
+    }
+    return up;
+  };
+  const std::vector<std::size_t> up = upward(c);
+  std::vector<double> mirrored_c(d + 1, 0);
+  for (std::size_t j = 0; j < d; ++j) mirrored_c[j + 1] = mirrored_c[j] + static_cast<double>(sizes[d - 1 - j]);
+  const std::vector<std::size_t> mirrored = upward(mirrored_c);
+  std::vector<std::size_t> down(mirrored.size());
+  for (std::size_t b = 0; b < mirrored.size(); ++b) down[b] = d - mirrored[mirrored.size() - 1 - b];
+  auto squares = [&](const std::vector<std::size_t>& cut) {
+    double sum = 0;
+    for (std::size_t b = 1; b < cut.size(); ++b) sum += (c[cut[b]] - c[cut[b - 1]]) * (c[cut[b]] - c[cut[b - 1]]);
+    return sum;
+  };
+  return squares(down) < squares(up) ? down : up;
+}
+
+}  // namespace
+
+TEST(RfmScoring, MatchesTheDocumentedRuleOnRandomGroups) {
+  std::mt19937 random(31337);
+  for (int round = 0; round < 3000; ++round) {
+    const int bins = 1 + static_cast<int>(random() % (round % 10 == 0 ? 100 : 9));
+    const std::size_t groups = random() % 40;
+    std::vector<std::size_t> sizes(groups);
+    for (auto& s : sizes) s = 1 + (random() % 4 == 0 ? random() % 60 : random() % 3);
+    ASSERT_EQ(tie_group_cuts(sizes, bins), documented_cuts(sizes, bins)) << "round " << round << ", bins " << bins;
+  }
 }

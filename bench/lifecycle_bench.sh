@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Benchmark of cdp.lifecycle() on the 1,000,000-customer shop (bench/generate_shop.sql, schema bench):
+#   floor     : per-customer max/count/sum in plain SQL, every aggregate consumed (the RFM benchmark's floor)
+#   lifecycle : GROUP BY customer with cdp.lifecycle(), every field of the result consumed
+# each with parallelism on (the planner's choice, up to 2 workers) and off; medians of RUNS runs.
+# Prints lifecycle / floor (target <= 1.5) and parallel / serial for lifecycle (target < 1).
+# Usage: bash bench/lifecycle_bench.sh        (RUNS=5 by default; uses the throwaway cluster of scripts/lib.sh)
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+RUNS=${RUNS:-5}
+
+cdp_install_packages
+cdp_build
+cdp_cluster_start
+export PGDATABASE=postgres
+psql -qX -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS pg_cdp'
+if [ "$(psql -XAt -c "SELECT to_regclass('bench.orders') IS NOT NULL")" != t ] ||
+   [ "$(psql -XAt -c "SELECT count(DISTINCT customer_id) FROM bench.orders")" != 1000000 ]; then
+  log "generating the 1,000,000-customer shop (schema bench)"
+  psql -qX -v ON_ERROR_STOP=1 -v customers=1000000 -v repeat_lambda=1.5 -v schema=bench \
+    -f "$CDP_ROOT/bench/generate_shop.sql" >/dev/null
+fi
+psql -qX -c 'VACUUM ANALYZE bench.orders'
+
+FLOOR="SELECT count(*), sum(n), max(mx), sum(s) FROM (SELECT customer_id, max(ordered_at) mx, count(*) n, sum(amount) s
+  FROM bench.orders GROUP BY customer_id) x"
+LIFECYCLE="SELECT count(*) FILTER (WHERE stage = 'prospect') AS prospect, count(*) FILTER (WHERE stage = 'new') AS new,
+  count(*) FILTER (WHERE stage = 'active') AS active, count(*) FILTER (WHERE stage = 'loyal') AS loyal,
+  count(*) FILTER (WHERE stage = 'reactivated') AS reactivated, count(*) FILTER (WHERE stage = 'at_risk') AS at_risk,
+  count(*) FILTER (WHERE stage = 'lapsed') AS lapsed, count(*) FILTER (WHERE stage = 'churned') AS churned,
+  sum(orders) AS orders, sum(order_days) AS order_days, min(first_order_at) AS first, max(last_order_at) AS last,
+  sum(days_since_last_order) AS silent, max(typical_gap_days) AS gap, sum(cadence_days) AS cadence,
+  max(expected_next_order_at) AS expected, sum(overdue_ratio) AS ratio, min(stage_since) AS since
+  FROM (SELECT (cdp.lifecycle(ordered_at, amount, '2026-07-01 00:00+00')).* FROM bench.orders GROUP BY customer_id) x"
+
+# Median wall time in ms of RUNS runs of a query under the given settings (one warm-up run first).
+median_ms() {
+  local settings=$1 query=$2 i times=()
+  for i in $(seq 0 "$RUNS"); do
+    local t
+    t=$(psql -qXAt -v ON_ERROR_STOP=1 <<SQL | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1
+$settings
+\timing on
+$query;
+SQL
+)
+    [ "$i" -gt 0 ] && times+=("$t")
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'
+}
+
+SERIAL="SET max_parallel_workers_per_gather = 0;"
+PARALLEL="SET max_parallel_workers_per_gather = 2;"
+
+log "plans"
+for s in "$PARALLEL" "$SERIAL"; do
+  psql -qXAt -c "$s" -c "EXPLAIN (COSTS OFF) $LIFECYCLE" | grep -E 'Aggregate|Gather|Scan' | sed 's/^/  /'
+  echo
+done
+log "result (parallel and serial must match)"
+a=$(psql -qXAt -c "$PARALLEL" -c "$LIFECYCLE"); b=$(psql -qXAt -c "$SERIAL" -c "$LIFECYCLE")
+echo "  $a"
+[ "$a" = "$b" ] && echo "  parallel = serial" || { echo "  MISMATCH: serial $b"; exit 1; }
+
+log "timing: medians of $RUNS runs"
+floor_parallel=$(median_ms "$PARALLEL" "$FLOOR")
+floor_serial=$(median_ms "$SERIAL" "$FLOOR")
+lifecycle_parallel=$(median_ms "$PARALLEL" "$LIFECYCLE")
+lifecycle_serial=$(median_ms "$SERIAL" "$LIFECYCLE")
+floor_best=$(printf '%s\n%s\n' "$floor_parallel" "$floor_serial" | sort -n | head -1)
+
+echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
+printf '%-34s %10s ms\n' "floor, parallel on" "$floor_parallel" "floor, parallel off" "$floor_serial" \
+  "cdp.lifecycle, parallel on" "$lifecycle_parallel" "cdp.lifecycle, parallel off" "$lifecycle_serial"
+awk -v lp="$lifecycle_parallel" -v ls="$lifecycle_serial" -v fp="$floor_parallel" -v fs="$floor_serial" 'BEGIN {
+  printf "lifecycle / floor, parallel on : %.2f (target <= 1.5)\n", lp / fp
+  printf "lifecycle / floor, parallel off: %.2f\n", ls / fs
+  printf "lifecycle parallel / serial    : %.2f (target < 1)\n", lp / ls
+}'
