@@ -153,6 +153,20 @@ SELECT (SELECT count(*) FROM serial_snapshot) AS serial_rows,
                               (SELECT * FROM cdp.profile_history WHERE as_of = '2026-07-01 12:00+00'
                                EXCEPT ALL TABLE serial_snapshot)) d) AS differing_rows;
 
+-- 9. timestamp (without zone) and date columns are the shop's local time: 23:30 in Berlin on 30 June
+--    is 21:30 UTC; a date is the shop's midnight. Integer amounts are summed as numeric.
+CREATE TABLE prof.local_orders (id int, cust int, at timestamp, d date, amt int);
+INSERT INTO prof.local_orders VALUES (1, 1, '2026-06-30 23:30', '2026-06-30', 10), (2, 1, '2026-06-01 08:00', '2026-06-01', 5),
+                                     (3, 2, '2026-07-01 01:00', '2026-07-01', 7);
+SELECT cdp.configure_orders('prof.local_orders', 'id', 'cust', 'at', 'amt', shop_time_zone => 'Europe/Berlin');
+CALL cdp.refresh_profiles('2026-07-01 00:30+02');
+SELECT person_key, orders, monetary, recency_days, first_order_at, last_order_at, cadence_days, stage_since
+  FROM cdp.profile_history WHERE as_of = '2026-07-01 00:30+02' ORDER BY person_key;
+SELECT cdp.configure_orders('prof.local_orders', 'id', 'cust', 'd', 'amt', shop_time_zone => 'America/New_York');
+CALL cdp.refresh_profiles('2026-07-01 12:00-04');
+SELECT person_key, orders, monetary, recency_days, first_order_at, last_order_at, cadence_days, stage_since
+  FROM cdp.profile_history WHERE as_of = '2026-07-01 12:00-04' ORDER BY person_key;
+
 DELETE FROM cdp.profile_refreshes;
 DELETE FROM cdp.profile_snapshots;
 DELETE FROM cdp.profile_config;
