@@ -12,6 +12,13 @@
 -- shop.identity_observations is the view a shop writes over these tables for cdp.merge_identities.
 \echo '== sample identity sources: accounts, guest checkouts, web sessions, loyalty cards'
 SET client_min_messages = warning;
+-- demo/05_sample_shop.sql creates shop.orders; without it, the shared generator makes the same shape.
+SELECT to_regclass('shop.orders') IS NULL AS cdp_demo_needs_shop \gset
+\if :cdp_demo_needs_shop
+  \set customers 12000
+  \set schema shop
+  \ir ../bench/generate_shop.sql
+\endif
 
 -- What each customer id of shop.orders is (deterministic by id, so re-runs give the same shop):
 --   id % 6 = 0          guest record of the account holder id - 1 (same person, e-mail variant)
