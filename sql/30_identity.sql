@@ -87,6 +87,18 @@ SELECT cdp.normalize_identifier('email', ' J.O.E+x@GoogleMail.com '), cdp.normal
        cdp.normalize_identifier('phone', '12'), cdp.normalize_identifier('device_id', ' ABC '),
        cdp.normalize_identifier('anonymous_id', '   ');
 
+-- person_id() in a forced parallel plan gives the same answers (it reads its rules read-only).
+CREATE TABLE lookups AS SELECT v FROM (VALUES ('janedoe@gmail.com'), ('family@home.net'), ('test@test.com'),
+                                               ('nobody@x.org')) t(v);
+SET force_parallel_mode = regress; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;
+CREATE TABLE parallel_answers AS SELECT v, cdp.person_id('email', v) AS person FROM lookups;
+RESET force_parallel_mode; RESET parallel_setup_cost; RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
+SELECT count(*) AS lookups, count(*) FILTER (WHERE person IS NOT DISTINCT FROM cdp.person_id('email', v)) AS same
+  FROM parallel_answers;
+DROP TABLE lookups, parallel_answers;
+
 -- A rerun on the same data changes nothing and keeps every id.
 CREATE TABLE map_before AS SELECT * FROM cdp.identity_map;
 CREATE TABLE cuts_before AS SELECT * FROM cdp.identity_cuts;

@@ -3,14 +3,44 @@
 #include "core/error.h"
 #include "core/rfm_scoring.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <limits>
 #include <utility>
 
 #include "core/no_postgres.h"
 
 namespace cdp::rfm {
+
+namespace {
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+}
+
+void* map_huge_pages(std::size_t bytes, void*& mapping, std::size_t& mapped_bytes) {
+  // Map 2 MB more than needed so the array can start on a huge-page boundary.
+  const std::size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  mapped_bytes = rounded + kHugePage;
+  mapping = mmap(nullptr, mapped_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapping == MAP_FAILED) {
+    mapping = nullptr;
+    mapped_bytes = 0;
+    throw std::bad_alloc();
+  }
+  const std::uintptr_t start = (reinterpret_cast<std::uintptr_t>(mapping) + kHugePage - 1) & ~(kHugePage - 1);
+  void* base = reinterpret_cast<void*>(start);
+#ifdef MADV_HUGEPAGE
+  madvise(base, rounded, MADV_HUGEPAGE);  // a hint: without transparent huge pages it is a no-op
+#endif
+  return base;
+}
+
+void unmap_pages(void* mapping, std::size_t mapped_bytes) noexcept {
+  if (mapping != nullptr) munmap(mapping, mapped_bytes);
+}
+
 namespace {
 
 constexpr std::uint8_t kFormatVersion = 1;
@@ -138,19 +168,21 @@ bool decode_short_money(const std::uint8_t* payload, std::size_t length, Decimal
 }
 
 // Sorted (key, position) pairs -> each position's score. Keys are order-preserving unsigned images.
-using KeyedPosition = std::pair<std::uint64_t, std::uint32_t>;
+struct KeyedPosition {
+  std::uint64_t first;   // order-preserving key
+  std::uint32_t second;  // position in RfmScores::customers
+};
 
 std::uint64_t ordered_key(std::int64_t value) { return static_cast<std::uint64_t>(value) ^ (std::uint64_t{1} << 63); }
 
 // LSD radix sort on the 64-bit key, 8 bits per pass; passes whose digit is the same for every key are
 // skipped (counts, timestamps and cents rarely need all 8). Linear time: the scoring of a million
 // customers costs a few scans instead of three comparison sorts.
-void radix_sort(std::vector<KeyedPosition>& items, std::vector<KeyedPosition>& buffer, Interrupts& interrupts) {
+void radix_sort(PagedArray<KeyedPosition>& items, PagedArray<KeyedPosition>& buffer, Interrupts& interrupts) {
   const std::size_t n = items.size();
   std::vector<std::size_t> counts(8 * 256, 0);
   for (const KeyedPosition& item : items)
     for (int pass = 0; pass < 8; ++pass) ++counts[pass * 256 + ((item.first >> (8 * pass)) & 0xFF)];
-  buffer.resize(n);
   for (int pass = 0; pass < 8; ++pass) {
     std::size_t* count = &counts[pass * 256];
     if (n == 0 || count[(items[0].first >> (8 * pass)) & 0xFF] == n) continue;
@@ -166,7 +198,7 @@ void radix_sort(std::vector<KeyedPosition>& items, std::vector<KeyedPosition>& b
   }
 }
 
-void score_sorted(const std::vector<KeyedPosition>& items, int bins, std::vector<std::uint8_t>& out) {
+void score_sorted(const PagedArray<KeyedPosition>& items, int bins, std::vector<std::uint8_t>& out) {
   std::vector<std::size_t> group_sizes;
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (i == 0 || items[i - 1].first != items[i].first) group_sizes.push_back(0);
@@ -265,7 +297,7 @@ OrderStats deserialize(const std::uint8_t* bytes, std::size_t length) {
 CustomerTable::CustomerTable(MemoryBudget& budget) : budget_(budget) {
   const std::size_t initial_slots = 1024;
   budget_.charge(initial_slots * sizeof(std::uint64_t));
-  slots_.assign(initial_slots, 0);
+  PagedArray<std::uint64_t>(initial_slots).swap(slots_);
   slot_mask_ = initial_slots - 1;
 }
 
@@ -335,7 +367,7 @@ CustomerTotals& CustomerTable::append(std::uint64_t hash, std::size_t slot, std:
     throw Error(sqlstate::kProgramLimitExceeded, "too many customers for cdp.rfm (limit 4294967294)");
   if ((count_ & kChunkMask) == 0) {
     budget_.charge(kChunkSize * sizeof(CustomerTotals));
-    chunks_.emplace_back(new CustomerTotals[kChunkSize]);
+    chunks_.emplace_back(kChunkSize);  // zero-filled: every CustomerTotals starts at zero
   }
   const std::size_t index = count_++;
   CustomerTotals& totals = entry(index);
@@ -376,7 +408,7 @@ void CustomerTable::reserve(std::size_t customers) {
 
 void CustomerTable::rehash(std::size_t new_size) {
   budget_.charge(new_size * sizeof(std::uint64_t));
-  std::vector<std::uint64_t> bigger(new_size, 0);
+  PagedArray<std::uint64_t> bigger(new_size);
   const std::size_t mask = new_size - 1;
   for (std::size_t i = 0; i < count_; ++i) {
     const CustomerTotals& totals = entry(i);
@@ -417,7 +449,7 @@ RfmScores score_customers(const CustomerTable& table, int bins, Interrupts& inte
 
   const std::size_t pair_bytes = 2 * scored * sizeof(KeyedPosition);  // items + radix buffer
   budget.charge(pair_bytes);
-  std::vector<KeyedPosition> items(scored), buffer;
+  PagedArray<KeyedPosition> items(scored), buffer(scored);
   // Recency: a later last order scores higher.
   for (std::size_t k = 0; k < scored; ++k)
     items[k] = {ordered_key(table.at(scores.customers[k]).last_order_at), static_cast<std::uint32_t>(k)};
@@ -456,8 +488,8 @@ RfmScores score_customers(const CustomerTable& table, int bins, Interrupts& inte
     radix_sort(items, buffer, interrupts);
     score_sorted(items, bins, scores.m);
   }
-  std::vector<KeyedPosition>().swap(items);
-  std::vector<KeyedPosition>().swap(buffer);
+  PagedArray<KeyedPosition>().swap(items);
+  PagedArray<KeyedPosition>().swap(buffer);
   budget.release(pair_bytes);
   if (!fits_64) {
     const auto by_value = [](const auto& a, const auto& b) { return a < b; };

@@ -3,6 +3,16 @@
 // the caller's transaction. Every call into PostgreSQL goes through pg_call; C++ state is plain data.
 #include "pg/boundary.h"
 
+// Table access for the bulk path (HeapAppender); not in pg/pg.h because only identity merge needs it.
+extern "C" {
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "executor/tuptable.h"
+#include "nodes/makefuncs.h"
+}
+
 #include "core/identity_normalize.h"
 #include "core/identity_resolve.h"
 
@@ -267,6 +277,111 @@ class ArrayBatch {
   MemoryContext context_;
 };
 
+// Appends rows straight into a table through its table access method, as COPY does: no SQL, no
+// per-row executor. Used only for pg_cdp's own tables when the caller owns them (so REINDEX is allowed)
+// and they have no triggers and no row security; indexes are not maintained row by row, so callers
+// either use it on a table without indexes (identity_links) or rebuild the indexes afterwards
+// (REINDEX TABLE, on a table that was empty before the run).
+class HeapAppender {
+ public:
+  // table: a table of schema cdp with exactly `columns` live columns.
+  HeapAppender(const char* table, int columns) : name_(std::string("cdp.") + table) {
+    struct Opened {
+      Relation rel;
+      bool ok;
+    };
+    Opened opened = pg_call([&]() -> Opened {
+      Relation rel = table_openrv(makeRangeVar(pstrdup("cdp"), pstrdup(table), -1), RowExclusiveLock);
+      bool ok = rel->rd_att->natts == columns;
+      for (int c = 0; ok && c < rel->rd_att->natts; ++c) ok = !TupleDescAttr(rel->rd_att, c)->attisdropped;
+      ok = ok && pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) == ACLCHECK_OK &&
+                      pg_class_ownercheck(RelationGetRelid(rel), GetUserId()) && rel->trigdesc == nullptr &&
+                      !rel->rd_rel->relrowsecurity;
+      return Opened{rel, ok};
+    });
+    rel_ = opened.rel;
+    usable_ = opened.ok;
+    if (!usable_) return;
+    pg_call([&] {
+      slot_ = table_slot_create(rel_, nullptr);
+      bistate_ = GetBulkInsertState();
+      context_ = AllocSetContextCreate(CurrentMemoryContext, "cdp bulk rows", ALLOCSET_DEFAULT_SIZES);
+      command_ = GetCurrentCommandId(true);
+    });
+  }
+  bool usable() const { return usable_; }
+  int columns() const { return rel_->rd_att->natts; }
+  // Column values for the next row; texts are copied at append().
+  void text(int column, std::string_view value) { cells_[column] = Cell{value, 0, false, true}; }
+  void int8(int column, int64_t value) { cells_[column] = Cell{{}, value, false, false}; }
+  void null(int column) { cells_[column] = Cell{{}, 0, true, false}; }
+  void append() {
+    const int n = columns();
+    pg_call([&] {
+      MemoryContext old = MemoryContextSwitchTo(context_);
+      ExecClearTuple(slot_);
+      for (int c = 0; c < n; ++c) {
+        const Cell& cell = cells_[c];
+        slot_->tts_isnull[c] = cell.is_null;
+        if (cell.is_null)
+          slot_->tts_values[c] = (Datum)0;
+        else if (cell.is_text)
+          slot_->tts_values[c] = PointerGetDatum(cstring_to_text_with_len(cell.text.data(), cell.text.size()));
+        else if (TupleDescAttr(rel_->rd_att, c)->atttypid == BOOLOID)
+          slot_->tts_values[c] = BoolGetDatum(cell.number != 0);
+        else
+          slot_->tts_values[c] = Int64GetDatum(cell.number);
+      }
+      ExecStoreVirtualTuple(slot_);
+      table_tuple_insert(rel_, slot_, command_, 0, bistate_);
+      MemoryContextSwitchTo(old);
+      if (++pending_ >= 1000) {
+        MemoryContextReset(context_);
+        pending_ = 0;
+      }
+    });
+    if (pending_ == 0) check_for_interrupts();
+    ++rows_;
+  }
+  // Finishes the inserts; reindex rebuilds the table's indexes from the heap.
+  void finish(bool reindex) {
+    if (!usable_) {
+      pg_call([&] { table_close(rel_, NoLock); });
+      return;
+    }
+    pg_call([&] {
+      ExecDropSingleTupleTableSlot(slot_);
+      FreeBulkInsertState(bistate_);
+      table_finish_bulk_insert(rel_, 0);
+      MemoryContextDelete(context_);
+      table_close(rel_, NoLock);
+      CommandCounterIncrement();
+    });
+    if (reindex) {
+      const std::string sql = "REINDEX TABLE " + name_;
+      spi_run(sql.c_str());
+    }
+  }
+  int64_t rows() const { return rows_; }
+
+ private:
+  struct Cell {
+    std::string_view text;
+    int64_t number;
+    bool is_null, is_text;
+  };
+  Relation rel_ = nullptr;
+  bool usable_ = false;
+  TupleTableSlot* slot_ = nullptr;
+  BulkInsertState bistate_ = nullptr;
+  MemoryContext context_ = nullptr;
+  CommandId command_ = 0;
+  Cell cells_[16];
+  int pending_ = 0;
+  int64_t rows_ = 0;
+  std::string name_;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Configuration.
 
@@ -275,12 +390,14 @@ struct Config {
   std::string phone_region = "US";
 };
 
-Config load_config() {
+// read_only: for callers that may run in a parallel worker (normalize_identifier, person_id), where SPI
+// must not start new commands.
+Config load_config(bool read_only = false) {
   Config config;
   uint64 n = spi_run(
       "SELECT id_type, normaliser, coalesce(max_per_person, 0)::int8, priority::int8, coalesce(hub_threshold, 0)::int8 "
       "FROM cdp.identifier_types ORDER BY id_type",
-      {});
+      {}, read_only);
   for (uint64 r = 0; r < n; ++r) {
     TypeRule rule;
     rule.name = result_text(r, 1);
@@ -290,7 +407,7 @@ Config load_config() {
     rule.hub_threshold = result_int64(r, 5);
     config.types.push_back(std::move(rule));
   }
-  n = spi_run("SELECT default_phone_region FROM cdp.identity_settings LIMIT 1");
+  n = spi_run("SELECT default_phone_region FROM cdp.identity_settings LIMIT 1", {}, read_only);
   if (n > 0 && !result_is_null(0, 1)) config.phone_region = result_text(0, 1);
   return config;
 }
@@ -564,8 +681,25 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   else
     store_sql = "WITH u AS (" + rows + "), ins AS (" + insert +
                 "SELECT * FROM u RETURNING 1) SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM ins)";
+  // Fast path: straight into the table (no indexes there), unless tombstones must be filtered in SQL.
+  HeapAppender appender("identity_links", 7);
+  if (!tombstones && appender.usable()) {
+    for (const IngestLink& link : links) {
+      const int type = staged.identifier_type(link.identifier);
+      appender.text(0, staged.record_source(link.record));
+      appender.text(1, staged.record_key(link.record));
+      appender.text(2, staged.types()[type].name);
+      appender.text(3, staged.identifier_value(link.identifier));
+      appender.int8(4, staged.identifier_reason(link.identifier) != identity::Reason::kInvalid);
+      appender.int8(5, link.first_seen);
+      appender.int8(6, link.last_seen);
+      appender.append();
+    }
+  }
+  appender.finish(false);
   ArrayBatch batch(store_sql, "ttttbTT");
   for (const IngestLink& link : links) {
+    if (!tombstones && appender.usable()) break;
     const int type = staged.identifier_type(link.identifier);
     batch.text(0, staged.record_source(link.record));
     batch.text(1, staged.record_key(link.record));
@@ -577,7 +711,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     batch.row_done();
   }
   batch.flush();
-  new_links = tombstones ? batch.sum(1) : static_cast<int64_t>(batch.total());
+  new_links = tombstones ? batch.sum(1) : static_cast<int64_t>(batch.total()) + appender.rows();
   if (tombstones) skipped.forgotten = static_cast<int64_t>(batch.total()) - batch.sum(0);
   if (full_rebuild && !tombstones) {
     for (const IngestLink& link : links) staged.add_link(link.record, link.identifier, link.first_seen, link.last_seen);
@@ -737,14 +871,25 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
       const std::string_view sa = graph.record_source(a), sb = graph.record_source(b);
       return sa != sb ? sa < sb : graph.record_key(a) < graph.record_key(b);
     });
+    // Into an empty table: append and rebuild its indexes once (far faster than row-by-row b-tree inserts).
+    HeapAppender appender("identity_map", 3);
+    const bool bulk = previous_map_rows == 0 && appender.usable();
     for (int32_t record : changed) {
       const int64_t person = graph.record_person(record);
+      if (bulk) {
+        appender.text(0, graph.record_source(record));
+        appender.text(1, graph.record_key(record));
+        appender.int8(2, person);
+        appender.append();
+        continue;
+      }
       upsert.text(0, graph.record_source(record));
       upsert.text(1, graph.record_key(record));
       upsert.int8(2, person);
       upsert.row_done();
     }
     upsert.flush();
+    appender.finish(bulk);
   }
   phases.lap("write_map");
   // persons: ids that vanished are deleted; persons whose records changed are upserted.
@@ -819,6 +964,8 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
                               "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen"
                             : ""),
         "ttitiTT");
+    HeapAppender appender("person_identifiers", 8);
+    const bool bulk = previous_identifier_rows == 0 && appender.usable();
     std::vector<int32_t> order(graph.identifier_count());
     for (int32_t i = 0; i < graph.identifier_count(); ++i) order[i] = i;
     std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
@@ -835,6 +982,18 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
       std::string fingerprint = std::to_string(person) + '/' + reason + '/' + std::to_string(records) + '/' +
                                 std::to_string(first) + '/' + std::to_string(last);
       if (previous_row[identifier] == (identity::hash_bytes(fingerprint) | 1)) continue;
+      if (bulk) {
+        appender.text(0, graph.types()[graph.identifier_type(identifier)].name);
+        appender.text(1, graph.identifier_value(identifier));
+        if (person) appender.int8(2, person); else appender.null(2);
+        appender.text(3, *reason ? "excluded" : "linked");
+        if (*reason) appender.text(4, reason); else appender.null(4);
+        appender.int8(5, records);
+        appender.int8(6, first);
+        appender.int8(7, last);
+        appender.append();
+        continue;
+      }
       upsert.text(0, graph.types()[graph.identifier_type(identifier)].name);
       upsert.text(1, graph.identifier_value(identifier));
       upsert.int8(2, person);
@@ -845,6 +1004,7 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
       upsert.row_done();
     }
     upsert.flush();
+    appender.finish(bulk);
   }
   phases.lap("write_identifiers");
   // identity_cuts: current state, small.
@@ -1091,7 +1251,7 @@ extern "C" Datum cdp_normalize_identifier(PG_FUNCTION_ARGS) {
   return guarded([&]() -> Datum {
     const std::string type_name = arg_text(fcinfo, 0), raw = arg_text(fcinfo, 1);
     connect();
-    const Config config = load_config();
+    const Config config = load_config(true);
     disconnect();
     const cdp::identity::Normalised value = normalise_one(config, type_name, raw);
     if (value.outcome != cdp::identity::Outcome::kOk) PG_RETURN_NULL();
