@@ -64,6 +64,7 @@ SELECT pg_temp.try($s$SELECT cdp.configure_orders('prof_bad.seq', 'order_id', 'c
 SELECT pg_temp.try($s$SELECT cdp.configure_orders('prof_bad.orders', 'order_id', 'customer_id', 'ordered_at', 'amount',
                             customer_id_type => 'customer_id', person_source => 'orders')$s$);
 SELECT pg_temp.try($s$SELECT cdp.configure_orders('prof_bad.orders', 'order_id', 'customer_id', 'ordered_at', 'amount', person_source => ' ')$s$);
+SELECT pg_temp.try($s$SELECT cdp.configure_orders('prof_bad.orders', 'order_id', 'customer_id', 'ordered_at', 'amount', customer_id_type => 'shoe_size')$s$);
 SELECT pg_temp.try($s$SELECT cdp.configure_orders('prof_bad.orders', 'order_id', 'customer_id', 'ordered_at', 'amount', shop_time_zone => 'Mars/Olympus')$s$);
 SELECT pg_temp.try($s$SELECT cdp.configure_orders('prof_bad.orders', 'order_id', 'customer_id', 'ordered_at', 'amount', bins => 0)$s$);
 SELECT pg_temp.try($s$SELECT cdp.configure_orders('prof_bad.orders', 'order_id', 'customer_id', 'ordered_at', 'amount', bins => 101)$s$);
