@@ -57,6 +57,7 @@ SELECT 'order'::text AS source, order_id::text AS source_key, 'customer_id'::tex
        customer_id::text AS id_value, ordered_at AS observed_at
   FROM bench.orders;
 SET client_min_messages = warning;
+SET maintenance_work_mem = '2GB';
 CALL cdp.merge_identities('bench.order_observations', true);
 SQL
   psql -qX -c "SELECT cdp.configure_orders('bench.orders', 'order_id', 'customer_id', 'ordered_at', 'amount', person_source => 'order', shop_time_zone => 'UTC')" >/dev/null
