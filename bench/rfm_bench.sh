@@ -27,7 +27,7 @@ if [ "$have" != "$CUSTOMERS" ]; then
 fi
 psql -qX -c 'VACUUM ANALYZE bench.orders'
 
-SETTINGS="SET maintenance_work_mem = '1GB';"
+SETTINGS="SET maintenance_work_mem = '1GB';"  # also set inside time_query
 FLOOR="SELECT count(*), sum(n), max(mx), sum(s) FROM (SELECT customer_id, max(ordered_at) mx, count(*) n, sum(amount) s
   FROM bench.orders GROUP BY customer_id) x"
 NTILE="SELECT count(*), sum(r), sum(f), sum(m) FROM (
@@ -41,24 +41,40 @@ RFM="SELECT count(*), sum(length(customer_key)), sum(recency_days), sum(frequenc
        sum(r), sum(f), sum(m), count(segment)
   FROM cdp.rfm('bench.orders', 'customer_id', 'ordered_at', 'amount', '$AS_OF')"
 
-# Prints the server-side duration of one query in milliseconds (psql's \timing, one session each).
+# Prints "wall_ms cpu_ms" of one query: psql's \timing, and the CPU time (user + system) its backend
+# spent on it, from /proc (10 ms resolution). CPU time hardly moves when other jobs share the machine,
+# so it is printed next to the wall-clock medians.
 time_query() {
-  psql -qX -v ON_ERROR_STOP=1 -c "$SETTINGS" -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
+  psql -qX -v ON_ERROR_STOP=1 -v query="$1" <<'PSQL' | awk '/^cpu/ { c[n++] = $2 } /^Time:/ { w = $2 } END { printf "%s %d\n", w, (c[1] - c[0]) * 10 }'
+SET maintenance_work_mem = '1GB';
+SELECT pg_backend_pid() AS pid \gset
+\setenv CDP_PID :pid
+\! awk '{ print "cpu", $14 + $15 }' /proc/$CDP_PID/stat
+\timing on
+:query;
+\timing off
+\! awk '{ print "cpu", $14 + $15 }' /proc/$CDP_PID/stat
+PSQL
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 log "warming up"
 for q in "$FLOOR" "$NTILE" "$RFM"; do time_query "$q" >/dev/null; done
-floor_ms=() ntile_ms=() rfm_ms=()
+log "timing $N rounds"
+floor_ms=() ntile_ms=() rfm_ms=() floor_cpu=() ntile_cpu=() rfm_cpu=()
 for round in $(seq 1 "$N"); do
-  floor_ms+=("$(time_query "$FLOOR")")
-  ntile_ms+=("$(time_query "$NTILE")")
-  rfm_ms+=("$(time_query "$RFM")")
-  echo "round $round: floor ${floor_ms[-1]} ms, ntile ${ntile_ms[-1]} ms, cdp.rfm ${rfm_ms[-1]} ms"
+  read -r w c < <(time_query "$FLOOR"); floor_ms+=("$w"); floor_cpu+=("$c")
+  read -r w c < <(time_query "$NTILE"); ntile_ms+=("$w"); ntile_cpu+=("$c")
+  read -r w c < <(time_query "$RFM"); rfm_ms+=("$w"); rfm_cpu+=("$c")
+  echo "round $round (wall / cpu ms): floor ${floor_ms[-1]} / ${floor_cpu[-1]}, ntile ${ntile_ms[-1]} / ${ntile_cpu[-1]}," \
+       "cdp.rfm ${rfm_ms[-1]} / ${rfm_cpu[-1]}"
 done
 floor=$(printf '%s\n' "${floor_ms[@]}" | median)
 ntile=$(printf '%s\n' "${ntile_ms[@]}" | median)
 rfm=$(printf '%s\n' "${rfm_ms[@]}" | median)
+floor_c=$(printf '%s\n' "${floor_cpu[@]}" | median)
+ntile_c=$(printf '%s\n' "${ntile_cpu[@]}" | median)
+rfm_c=$(printf '%s\n' "${rfm_cpu[@]}" | median)
 
 log "exactness: cdp.rfm monetary vs SQL numeric sums (customers with a positive order up to as_of)"
 psql -qX -v ON_ERROR_STOP=1 -c "$SETTINGS" -c "
@@ -73,6 +89,10 @@ SELECT (SELECT count(*) FROM sql) AS sql_customers, (SELECT count(*) FROM rfm) A
 echo
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/^Mem:/ {print $2}') GB RAM"
 echo "data: $(psql -qXAt -c "SELECT count(*) || ' order rows, ' || count(DISTINCT customer_id) || ' customers' FROM bench.orders")"
-printf 'median of %d rounds: floor %.0f ms, ntile SQL %.0f ms, cdp.rfm %.0f ms\n' "$N" "$floor" "$ntile" "$rfm"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'wall-clock median of %d rounds: floor %.0f ms, ntile SQL %.0f ms, cdp.rfm %.0f ms\n' "$N" "$floor" "$ntile" "$rfm"
 awk -v f="$floor" -v n="$ntile" -v r="$rfm" 'BEGIN {
-  printf "cdp.rfm / floor = %.2f (target <= 1.0)   ntile / cdp.rfm = %.2f (target >= 3)\n", r / f, n / r }'
+  printf "  cdp.rfm / floor = %.2f (target <= 1.0)   ntile / cdp.rfm = %.2f (target >= 3)\n", r / f, n / r }'
+printf 'backend CPU median of %d rounds: floor %.0f ms, ntile SQL %.0f ms, cdp.rfm %.0f ms\n' "$N" "$floor_c" "$ntile_c" "$rfm_c"
+awk -v f="$floor_c" -v n="$ntile_c" -v r="$rfm_c" 'BEGIN {
+  printf "  cdp.rfm / floor = %.2f (target <= 1.0)   ntile / cdp.rfm = %.2f (target >= 3)\n", r / f, n / r }'

@@ -110,5 +110,16 @@ SELECT count(*) AS customers,
        count(DISTINCT rfm.r) AS r_scores_used
   FROM scored s FULL JOIN rfm USING (customer_key);
 
+-- Columns are found by name, also behind a dropped column: with every row moved to customer 0,
+-- that customer has all the orders and money counted before.
+CREATE TABLE rfm_before_drop AS
+SELECT * FROM cdp.rfm('rfm_random', 'customer_id', 'ordered_at', 'amount', '2026-07-01');
+ALTER TABLE rfm_random ADD COLUMN note text DEFAULT 'x';
+ALTER TABLE rfm_random DROP COLUMN customer_id, ADD COLUMN customer_id int;
+UPDATE rfm_random SET customer_id = 0;  -- now one customer
+SELECT customer_key, frequency = (SELECT sum(frequency) FROM rfm_before_drop) AS same_orders,
+       monetary = (SELECT sum(monetary) FROM rfm_before_drop) AS same_total
+  FROM cdp.rfm('rfm_random', 'customer_id', 'ordered_at', 'amount', '2026-07-01');
+
 DROP VIEW rfm_shop_view;
-DROP TABLE rfm_shop, rfm_typed, rfm_random;
+DROP TABLE rfm_shop, rfm_typed, rfm_random, rfm_before_drop;

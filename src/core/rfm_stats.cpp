@@ -175,27 +175,34 @@ struct KeyedPosition {
 
 std::uint64_t ordered_key(std::int64_t value) { return static_cast<std::uint64_t>(value) ^ (std::uint64_t{1} << 63); }
 
-// LSD radix sort on the 64-bit key, 8 bits per pass; passes whose digit is the same for every key are
-// skipped (counts, timestamps and cents rarely need all 8). Linear time: the scoring of a million
-// customers costs a few scans instead of three comparison sorts.
+// LSD radix sort on the 64-bit key, 12 bits per pass, after subtracting the smallest key; passes
+// whose digit is the same for every key are skipped (two years of microseconds need 4 passes, counts
+// 1, cents 2). Linear time: scoring a million customers costs a few scans, not three comparison sorts.
 void radix_sort(PagedArray<KeyedPosition>& items, PagedArray<KeyedPosition>& buffer, Interrupts& interrupts) {
+  constexpr int kBits = 12, kDigits = (64 + kBits - 1) / kBits, kBuckets = 1 << kBits;
   const std::size_t n = items.size();
-  std::vector<std::size_t> counts(8 * 256, 0);
+  if (n < 2) return;
+  std::uint64_t lowest = items[0].first;
+  for (const KeyedPosition& item : items) lowest = std::min(lowest, item.first);
+  for (KeyedPosition& item : items) item.first -= lowest;
+  std::vector<std::size_t> counts(static_cast<std::size_t>(kDigits) * kBuckets, 0);
   for (const KeyedPosition& item : items)
-    for (int pass = 0; pass < 8; ++pass) ++counts[pass * 256 + ((item.first >> (8 * pass)) & 0xFF)];
-  for (int pass = 0; pass < 8; ++pass) {
-    std::size_t* count = &counts[pass * 256];
-    if (n == 0 || count[(items[0].first >> (8 * pass)) & 0xFF] == n) continue;
+    for (int digit = 0; digit < kDigits; ++digit) ++counts[digit * kBuckets + ((item.first >> (kBits * digit)) & (kBuckets - 1))];
+  for (int digit = 0; digit < kDigits; ++digit) {
+    std::size_t* count = &counts[static_cast<std::size_t>(digit) * kBuckets];
+    const int shift = kBits * digit;
+    if (count[(items[0].first >> shift) & (kBuckets - 1)] == n) continue;
     std::size_t offset = 0;
-    for (int digit = 0; digit < 256; ++digit) {
-      const std::size_t c = count[digit];
-      count[digit] = offset;
+    for (int bucket = 0; bucket < kBuckets; ++bucket) {
+      const std::size_t c = count[bucket];
+      count[bucket] = offset;
       offset += c;
     }
-    for (const KeyedPosition& item : items) buffer[count[(item.first >> (8 * pass)) & 0xFF]++] = item;
+    for (const KeyedPosition& item : items) buffer[count[(item.first >> shift) & (kBuckets - 1)]++] = item;
     items.swap(buffer);
     interrupts.poll();
   }
+  for (KeyedPosition& item : items) item.first += lowest;
 }
 
 void score_sorted(const PagedArray<KeyedPosition>& items, int bins, std::vector<std::uint8_t>& out) {
@@ -211,6 +218,39 @@ void score_sorted(const PagedArray<KeyedPosition>& items, int bins, std::vector<
     --left_in_group;
     out[item.second] = static_cast<std::uint8_t>(group_scores[group]);
   }
+}
+
+// Scores keyed positions. Narrow key ranges (order counts, most monetary sums in cents) are counted
+// straight into a histogram, no sort at all; wide ones (timestamps) are radix sorted.
+void score_keys(PagedArray<KeyedPosition>& items, PagedArray<KeyedPosition>& buffer, int bins,
+                std::vector<std::uint8_t>& out, Interrupts& interrupts, MemoryBudget& budget) {
+  const std::size_t n = items.size();
+  if (n == 0) return;
+  std::uint64_t lowest = items[0].first, highest = items[0].first;
+  for (const KeyedPosition& item : items) {
+    lowest = std::min(lowest, item.first);
+    highest = std::max(highest, item.first);
+  }
+  const std::uint64_t range = highest - lowest;
+  if (range < 4 * static_cast<std::uint64_t>(n)) {
+    const std::size_t values = static_cast<std::size_t>(range) + 1;
+    budget.charge(values * (sizeof(std::uint32_t) + 1));
+    std::vector<std::uint32_t> counts(values, 0);
+    for (const KeyedPosition& item : items) ++counts[item.first - lowest];
+    std::vector<std::size_t> group_sizes;
+    for (const std::uint32_t count : counts)
+      if (count != 0) group_sizes.push_back(count);
+    const std::vector<int> group_scores = score_tie_groups(group_sizes, bins);
+    std::vector<std::uint8_t> score_of_value(values, 0);
+    for (std::size_t value = 0, group = 0; value < values; ++value)
+      if (counts[value] != 0) score_of_value[value] = static_cast<std::uint8_t>(group_scores[group++]);
+    for (const KeyedPosition& item : items) out[item.second] = score_of_value[item.first - lowest];
+    budget.release(values * (sizeof(std::uint32_t) + 1));
+  } else {
+    radix_sort(items, buffer, interrupts);
+    score_sorted(items, bins, out);
+  }
+  interrupts.poll();
 }
 
 }  // namespace
@@ -453,15 +493,11 @@ RfmScores score_customers(const CustomerTable& table, int bins, Interrupts& inte
   // Recency: a later last order scores higher.
   for (std::size_t k = 0; k < scored; ++k)
     items[k] = {ordered_key(table.at(scores.customers[k]).last_order_at), static_cast<std::uint32_t>(k)};
-  radix_sort(items, buffer, interrupts);
-  score_sorted(items, bins, scores.r);
-  interrupts.poll();
+  score_keys(items, buffer, bins, scores.r, interrupts, budget);
   // Frequency.
   for (std::size_t k = 0; k < scored; ++k)
     items[k] = {ordered_key(table.at(scores.customers[k]).orders), static_cast<std::uint32_t>(k)};
-  radix_sort(items, buffer, interrupts);
-  score_sorted(items, bins, scores.f);
-  interrupts.poll();
+  score_keys(items, buffer, bins, scores.f, interrupts, budget);
   // Monetary, exact: at one common scale as 64-bit integers when every value fits (the usual case),
   // else as 128-bit integers, else (beyond 38 digits at that scale) by exact Decimal comparison.
   bool fits_64 = true, fits_128 = true;
@@ -485,8 +521,7 @@ RfmScores score_customers(const CustomerTable& table, int bins, Interrupts& inte
     items[k] = {ordered_key(static_cast<std::int64_t>(units)), static_cast<std::uint32_t>(k)};
   }
   if (fits_64) {
-    radix_sort(items, buffer, interrupts);
-    score_sorted(items, bins, scores.m);
+    score_keys(items, buffer, bins, scores.m, interrupts, budget);
   }
   PagedArray<KeyedPosition>().swap(items);
   PagedArray<KeyedPosition>().swap(buffer);

@@ -270,3 +270,13 @@ TEST(IdentityInterner, InternsFindsAndGrows) {
   EXPECT_EQ(interner.find("missing"), -1);
   EXPECT_EQ(interner.at(42), "k42");
 }
+
+TEST(IdentityNormalise, BlocklistPatternShapesAgreeWithLike) {
+  const char* patterns[] = {"%@example.com", "noreply@%", "%test%", "exact", "a_c%", "50\\%%", "%"};
+  const char* values[] = {"x@example.com", "noreply@x", "mytestcase", "exact", "abcd", "50%off", "", "other"};
+  for (const char* p : patterns) {
+    Blocklist b;
+    b.add({-1, p, true, "r"});
+    for (const char* v : values) EXPECT_EQ(b.match(0, v) != nullptr, like_match(v, p)) << p << " / " << v;
+  }
+}
