@@ -16,6 +16,7 @@ SET client_min_messages = warning;
 SELECT to_regclass('shop.orders') IS NULL AS cdp_demo_needs_shop \gset
 \if :cdp_demo_needs_shop
   \set customers 12000
+  \set repeat_lambda 2.5
   \set schema shop
   \ir ../bench/generate_shop.sql
 \endif

@@ -3,7 +3,7 @@
 SET TimeZone = 'Europe/Berlin';
 \echo '== identity merge over shop.identity_observations (accounts, guest checkouts, web, loyalty)'
 SET client_min_messages = warning;
-CALL cdp.merge_identities('shop.identity_observations');
+CALL cdp.merge_identities('shop.identity_observations', full_rebuild => true);
 RESET client_min_messages;
 
 \echo '== orders find their person through cdp.identity_map (each order is an identity record of source ''order'')'
