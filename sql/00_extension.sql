@@ -16,3 +16,9 @@ SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS object_without_comm
             AND EXISTS (SELECT 1 FROM pg_type t WHERE t.oid = d.objid AND (t.typelem <> 0 AND t.typlen = -1 OR t.typrelid <> 0)))
  ORDER BY 1;
 SELECT obj_description('cdp'::regnamespace, 'pg_namespace') IS NOT NULL AS schema_commented;
+-- Routines that write results or rules, or read raw identifiers, are not executable by PUBLIC.
+SELECT p.oid::regprocedure AS routine
+  FROM pg_proc p
+ WHERE p.pronamespace = 'cdp'::regnamespace
+   AND NOT has_function_privilege('public', p.oid, 'EXECUTE')
+ ORDER BY p.oid::regprocedure::text;

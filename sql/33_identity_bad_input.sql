@@ -83,6 +83,7 @@ CREATE ROLE regress_cdp_identity_reader;
 GRANT USAGE ON SCHEMA cdp TO regress_cdp_identity_reader;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA cdp TO regress_cdp_identity_reader;
 GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA cdp TO regress_cdp_identity_reader;
+GRANT EXECUTE ON PROCEDURE cdp.merge_identities(regclass, boolean) TO regress_cdp_identity_reader;
 CREATE TABLE secret_obs (LIKE obs);
 INSERT INTO secret_obs VALUES ('shop', 'secret', 'email', 's@mail.com', '2024-04-01');
 REVOKE ALL ON secret_obs FROM PUBLIC;
@@ -95,6 +96,7 @@ SELECT count(*) AS secret_records FROM cdp.identity_map WHERE source_key = 'secr
 SELECT observations::text FROM cdp.merge_runs ORDER BY run_id DESC LIMIT 1;
 REVOKE ALL ON ALL TABLES IN SCHEMA cdp FROM regress_cdp_identity_reader;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA cdp FROM regress_cdp_identity_reader;
+REVOKE ALL ON PROCEDURE cdp.merge_identities(regclass, boolean) FROM regress_cdp_identity_reader;
 REVOKE ALL ON SCHEMA cdp FROM regress_cdp_identity_reader;
 REVOKE ALL ON ok_varchar FROM regress_cdp_identity_reader;
 DROP ROLE regress_cdp_identity_reader;
