@@ -51,6 +51,10 @@ SET maintenance_work_mem = '1MB'; SET work_mem = '1MB';
 SELECT count(s) FROM (SELECT cdp.rfm_score(i) OVER () s FROM generate_series(1, 100000) i) x;
 SELECT cdp.rfm_breaks(i::numeric) FROM generate_series(1, 100000) i;
 SELECT count(s) FROM (SELECT cdp.rfm_score(i) OVER () s FROM generate_series(1, 10000) i) x;
+-- Wide numerics: the window keeps a copy of each value, which counts against the limit too
+-- (20000 values of 1000 digits are ~10 MB of copies; 1000 of them fit).
+SELECT count(s) FROM (SELECT cdp.rfm_score(repeat('9', 1000)::numeric + i) OVER () s FROM generate_series(1, 20000) i) x;
+SELECT count(s) FROM (SELECT cdp.rfm_score(repeat('9', 1000)::numeric + i) OVER () s FROM generate_series(1, 1000) i) x;
 RESET maintenance_work_mem; RESET work_mem;
 \set VERBOSITY default
 

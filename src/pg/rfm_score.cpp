@@ -151,12 +151,15 @@ struct PartitionScores {
 
 // Reads the partition's non-NULL values into (datum, position) pairs. Plain C inside pg_call: no
 // C++ object is created here and nothing throws. Numeric values are copied into scratch (they live
-// in a slot that the next fetch overwrites).
+// in a slot that the next fetch overwrites); *copied_bytes counts those copies, and reading stops
+// as soon as they pass copy_limit (the caller then charges them to the budget, which fails).
 template <typename Type, typename Out, typename Convert>
-std::size_t read_partition(WindowObject window, int64 rows, Out* out, MemoryContext scratch, Convert convert) {
+std::size_t read_partition(WindowObject window, int64 rows, Out* out, MemoryContext scratch, Convert convert,
+                           std::size_t copy_limit, std::size_t* copied_bytes) {
   return pg_call([&]() -> std::size_t {
     std::size_t count = 0;
-    for (int64 row = 0; row < rows; ++row) {
+    std::size_t copied = 0;
+    for (int64 row = 0; row < rows && copied <= copy_limit; ++row) {
       if ((row & 0xFFF) == 0) CHECK_FOR_INTERRUPTS();
       bool is_null = false, is_out = false;
       Datum value = WinGetFuncArgInPartition(window, 0, static_cast<int>(row), WINDOW_SEEK_HEAD, false,
@@ -166,11 +169,13 @@ std::size_t read_partition(WindowObject window, int64 rows, Out* out, MemoryCont
         MemoryContext previous = MemoryContextSwitchTo(scratch);
         value = keep_numeric(value);
         MemoryContextSwitchTo(previous);
+        copied += VARSIZE_ANY(DatumGetPointer(value));
       }
       out[count].key = convert(value);
       out[count].id = static_cast<std::size_t>(row);
       ++count;
     }
+    *copied_bytes = copied;
     return count;
   });
 }
@@ -181,13 +186,17 @@ void score_partition(WindowObject window, int64 rows, int bins, PartitionScores*
   cdp::MemoryBudget budget = scoring_budget();
   // Keys are made straight from the Datums (no allocation, nothing throws) inside the read loop and
   // checked (NaN, malformed numeric) afterwards: 16 bytes a row (32 for numeric, whose keys view a
-  // copy of each value in a scratch context under the per-row context, deleted when done).
+  // copy of each value in a scratch context under the per-row context, deleted when done). The
+  // copies count against the budget too: the partition itself may sit on disk in the tuplestore.
   budget.charge(static_cast<std::size_t>(rows) * sizeof(Keyed<Key>));
   MemoryContext scratch = nullptr;
   if (!Type::kByValue)
     scratch = pg_call([] { return AllocSetContextCreate(CurrentMemoryContext, "cdp.rfm_score", ALLOCSET_DEFAULT_SIZES); });
   std::vector<Keyed<Key>> entries(static_cast<std::size_t>(rows));
-  entries.resize(read_partition<Type>(window, rows, entries.data(), scratch, Type::raw_key));
+  std::size_t copied_bytes = 0;
+  entries.resize(read_partition<Type>(window, rows, entries.data(), scratch, Type::raw_key,
+                                      budget.limit() - budget.used(), &copied_bytes));
+  budget.charge(copied_bytes);  // fails here when reading stopped early
   for (const auto& entry : entries) Type::check(entry.key, "value");
   std::vector<std::size_t> group_start;
   const std::vector<int> group_scores = score_entries<Type>(entries, bins, &group_start);
