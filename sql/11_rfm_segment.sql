@@ -70,6 +70,16 @@ UPDATE cdp.rfm_segment_rules SET segment = 'Stars' WHERE segment_map = 'my_defau
 SELECT cdp.rfm_segment(5, 5, 5) AS shipped, cdp.rfm_segment(5, 5, 5, 'my_default') AS copy,
        cdp.rfm_segment(5, 4, 5, 'my_default') AS unchanged;
 
+-- The map is cached for one statement only: a PL/pgSQL loop (whose expression state lives on)
+-- sees a rule changed by the statement before.
+DO $$
+BEGIN
+  FOR i IN 1..2 LOOP
+    RAISE NOTICE 'pass %: %', i, cdp.rfm_segment(5, 5, 5, 'my_default');
+    UPDATE cdp.rfm_segment_rules SET segment = 'Stars ' || i WHERE segment_map = 'my_default' AND (r, f, m) = (5, 5, 5);
+  END LOOP;
+END $$;
+
 -- pg_dump keeps the users' maps and only them.
 SELECT c.relname, e.extcondition[t.n] AS dump_condition
   FROM pg_extension e CROSS JOIN LATERAL unnest(e.extconfig) WITH ORDINALITY AS t(oid, n)

@@ -3,6 +3,10 @@
 // lookup per customer row costs an array index instead of a query.
 #include "pg/boundary.h"
 
+extern "C" {
+#include "utils/snapmgr.h"  // GetActiveSnapshot (not in pg/pg.h; no clashing macros)
+}
+
 #include <string>
 
 namespace {
@@ -13,12 +17,24 @@ using cdp::pg::pg_call;
 
 constexpr int kCells = 125;
 
-// Lives in fn_mcxt for the rest of the statement (STABLE: the rules cannot change under it).
+// Lives in fn_mcxt, and is valid while the statement's snapshot is: STABLE means the rules cannot
+// change within one statement, but the same call site runs again for later statements (a PL/pgSQL
+// loop keeps its expression state for the transaction), which must see rules changed in between.
 struct SegmentMapCache {
   bool loaded;
+  TransactionId snapshot_xmin, snapshot_xmax;  // the snapshot the map was read with
+  CommandId snapshot_command;
   text* map;                // the cached map's name
   char* segments[kCells];   // (r-1)*25 + (f-1)*5 + (m-1); NULL where the map has no rule
 };
+
+// Whether the map was read under the snapshot now active (the same statement). Plain C.
+bool same_snapshot(const SegmentMapCache* cache) {
+  if (!ActiveSnapshotSet()) return false;
+  const Snapshot snapshot = GetActiveSnapshot();
+  return cache->snapshot_xmin == snapshot->xmin && cache->snapshot_xmax == snapshot->xmax &&
+         cache->snapshot_command == snapshot->curcid;
+}
 
 bool same_text(const text* a, const text* b) {
   return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
@@ -64,7 +80,13 @@ void load_map(FmgrInfo* flinfo, text* map) {
   SPI_finish();
   cache->map = static_cast<text*>(MemoryContextAlloc(flinfo->fn_mcxt, VARSIZE_ANY(map)));
   memcpy(cache->map, map, VARSIZE_ANY(map));
-  cache->loaded = true;
+  if (ActiveSnapshotSet()) {
+    const Snapshot snapshot = GetActiveSnapshot();
+    cache->snapshot_xmin = snapshot->xmin;
+    cache->snapshot_xmax = snapshot->xmax;
+    cache->snapshot_command = snapshot->curcid;
+    cache->loaded = true;
+  }
 }
 
 }  // namespace
@@ -88,7 +110,7 @@ extern "C" Datum cdp_rfm_segment(PG_FUNCTION_ARGS) {
     text* map = pg_call([&] { return PG_GETARG_TEXT_PP(3); });
     FmgrInfo* flinfo = fcinfo->flinfo;
     const auto* cache = static_cast<const SegmentMapCache*>(flinfo->fn_extra);
-    if (cache == nullptr || !cache->loaded || !same_text(cache->map, map)) {
+    if (cache == nullptr || !cache->loaded || !same_text(cache->map, map) || !same_snapshot(cache)) {
       pg_call([&] { load_map(flinfo, map); });
       cache = static_cast<const SegmentMapCache*>(flinfo->fn_extra);
     }
