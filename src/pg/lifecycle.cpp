@@ -200,19 +200,30 @@ void compact(State* state) {
   }
 }
 
-// Makes room for `needed` days, in the aggregate context.
-void reserve(State* state, MemoryContext aggcontext, std::int64_t needed) {
-  if (needed <= state->capacity) return;
+// Makes room for `needed` days, in the aggregate context; false (nothing allocated) past the
+// allocation limit. Never throws, so it may run inside pg_call (a C++ exception thrown inside
+// PG_TRY would leave PG_exception_stack pointing into a dead frame).
+bool try_reserve(State* state, MemoryContext aggcontext, std::int64_t needed) {
+  if (needed <= state->capacity) return true;
   std::int64_t capacity = state->capacity;
   while (capacity < needed) capacity *= 2;
   if (capacity * static_cast<std::int64_t>(sizeof(std::int32_t)) > static_cast<std::int64_t>(MaxAllocSize))
-    fail(cdp::sqlstate::kProgramLimitExceeded, "too many order days in one lifecycle group");
+    return false;
   std::int32_t* days = static_cast<std::int32_t*>(
       MemoryContextAlloc(aggcontext, static_cast<std::size_t>(capacity) * sizeof(std::int32_t)));
   std::memcpy(days, state->days, static_cast<std::size_t>(state->count) * sizeof(std::int32_t));
   if (state->days != state->inline_days) pfree(state->days);
   state->days = days;
   state->capacity = static_cast<std::int32_t>(capacity);
+  return true;
+}
+
+[[noreturn]] void too_many_days() {
+  fail(cdp::sqlstate::kProgramLimitExceeded, "too many order days in one lifecycle group");
+}
+
+void reserve(State* state, MemoryContext aggcontext, std::int64_t needed) {
+  if (!try_reserve(state, aggcontext, needed)) too_many_days();
 }
 
 // Transition step for one order. Growth allocates in the context that holds the state (the aggregate's),
@@ -564,7 +575,8 @@ Datum deserialize(FunctionCallInfo fcinfo, lc::StateKind kind) {
   state->orders = h.orders;
   state->first_order_at = h.first_order_at;
   state->last_order_at = h.last_order_at;
-  pg_call([&] { reserve(state, aggcontext, static_cast<std::int64_t>(parsed.day_count)); });
+  if (!pg_call([&] { return try_reserve(state, aggcontext, static_cast<std::int64_t>(parsed.day_count)); }))
+    too_many_days();
   lc::read_days(parsed, state->days);
   state->count = static_cast<std::int32_t>(parsed.day_count);
   return PointerGetDatum(state);
