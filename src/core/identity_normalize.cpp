@@ -1,0 +1,159 @@
+#include "core/identity_normalize.h"
+
+#include "core/error.h"
+
+#include <boost/algorithm/string/case_conv.hpp>
+#include <boost/algorithm/string/classification.hpp>
+#include <boost/algorithm/string/erase.hpp>
+#include <boost/algorithm/string/predicate.hpp>
+#include <boost/algorithm/string/trim.hpp>
+#include <phonenumbers/phonenumberutil.h>
+
+#include "core/no_postgres.h"
+
+namespace cdp::identity {
+
+Normaliser parse_normaliser(std::string_view name) {
+  if (name == "trim") return Normaliser::kTrim;
+  if (name == "lower") return Normaliser::kLower;
+  if (name == "email") return Normaliser::kEmail;
+  if (name == "phone") return Normaliser::kPhone;
+  throw Error(sqlstate::kInvalidParameterValue, "unknown identifier normaliser \"" + std::string(name) + "\"",
+              {}, "Use one of trim, lower, email, phone.");
+}
+
+namespace {
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+}  // namespace
+
+void trim_into(std::string_view raw, std::string& out) {
+  std::size_t begin = 0, end = raw.size();
+  while (begin < end && is_space(raw[begin])) ++begin;
+  while (end > begin && is_space(raw[end - 1])) --end;
+  out.assign(raw.data() + begin, end - begin);
+}
+
+Outcome normalise_email(std::string_view raw, std::string& out) {
+  trim_into(raw, out);
+  if (out.empty()) return Outcome::kEmpty;
+  boost::algorithm::to_lower(out);  // ASCII case folding; domains and almost all mailboxes are case-blind
+  const std::size_t at = out.find('@');
+  if (at == std::string::npos || at == 0 || at + 1 == out.size() || out.find('@', at + 1) != std::string::npos ||
+      std::any_of(out.begin(), out.end(), is_space))
+    return Outcome::kInvalid;
+  std::string_view domain(out.data() + at + 1, out.size() - at - 1);
+  if (domain == "gmail.com" || domain == "googlemail.com") {
+    std::string local = out.substr(0, at);
+    const std::size_t plus = local.find('+');
+    if (plus != std::string::npos) local.erase(plus);
+    boost::algorithm::erase_all(local, ".");
+    if (local.empty()) return Outcome::kInvalid;
+    out = local + "@gmail.com";
+  }
+  return Outcome::kOk;
+}
+
+Outcome normalise_phone(std::string_view raw, const std::string& region, std::string& out) {
+  using i18n::phonenumbers::PhoneNumber;
+  using i18n::phonenumbers::PhoneNumberUtil;
+  trim_into(raw, out);
+  if (out.empty()) return Outcome::kEmpty;
+  static const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
+  PhoneNumber number;
+  if (util->Parse(out, region, &number) != PhoneNumberUtil::NO_PARSING_ERROR || !util->IsValidNumber(number))
+    return Outcome::kInvalid;
+  util->Format(number, PhoneNumberUtil::E164, &out);
+  return Outcome::kOk;
+}
+
+ValueNormaliser::ValueNormaliser(std::string default_region) : region_(std::move(default_region)) {
+  boost::algorithm::to_upper(region_);
+}
+
+void ValueNormaliser::normalise(Normaliser kind, std::string_view raw, Normalised& out) const {
+  switch (kind) {
+    case Normaliser::kTrim:
+      trim_into(raw, out.value);
+      out.outcome = out.value.empty() ? Outcome::kEmpty : Outcome::kOk;
+      return;
+    case Normaliser::kLower:
+      trim_into(raw, out.value);
+      boost::algorithm::to_lower(out.value);
+      out.outcome = out.value.empty() ? Outcome::kEmpty : Outcome::kOk;
+      return;
+    case Normaliser::kEmail:
+      out.outcome = normalise_email(raw, out.value);
+      return;
+    case Normaliser::kPhone:
+      out.outcome = normalise_phone(raw, region_, out.value);
+      return;
+  }
+}
+
+bool like_match(std::string_view text, std::string_view pattern) {
+  // Iterative wildcard matching with one backtrack point per '%', linear in practice.
+  std::size_t t = 0, p = 0, star_p = std::string_view::npos, star_t = 0;
+  while (t < text.size()) {
+    if (p < pattern.size()) {
+      char pc = pattern[p];
+      if (pc == '%') {
+        star_p = ++p;
+        star_t = t;
+        continue;
+      }
+      if (pc == '_') {
+        ++p;
+        ++t;
+        continue;
+      }
+      if (pc == '\\' && p + 1 < pattern.size()) {
+        if (text[t] == pattern[p + 1]) {
+          p += 2;
+          ++t;
+          continue;
+        }
+      } else if (pc == text[t]) {
+        ++p;
+        ++t;
+        continue;
+      }
+    }
+    if (star_p == std::string_view::npos) return false;
+    p = star_p;
+    t = ++star_t;
+  }
+  while (p < pattern.size() && pattern[p] == '%') ++p;
+  return p == pattern.size();
+}
+
+void Blocklist::add(Entry entry) {
+  boost::algorithm::to_lower(entry.pattern);
+  if (entry.reason.empty()) entry.reason = "blocklist";
+  const std::size_t index = entries_.size();
+  if (entry.is_like) {
+    like_entries_.push_back(index);
+  } else {
+    exact_.emplace(std::to_string(entry.type) + '\x1f' + entry.pattern, index);
+  }
+  entries_.push_back(std::move(entry));
+}
+
+const std::string* Blocklist::match(int type, std::string_view value) const {
+  if (entries_.empty()) return nullptr;
+  lowered_.assign(value);
+  boost::algorithm::to_lower(lowered_);
+  for (int t : {type, -1}) {
+    key_ = std::to_string(t);
+    key_ += '\x1f';
+    key_ += lowered_;
+    auto it = exact_.find(key_);
+    if (it != exact_.end()) return &entries_[it->second].reason;
+  }
+  for (std::size_t index : like_entries_) {
+    const Entry& entry = entries_[index];
+    if ((entry.type == -1 || entry.type == type) && like_match(lowered_, entry.pattern)) return &entry.reason;
+  }
+  return nullptr;
+}
+
+}  // namespace cdp::identity

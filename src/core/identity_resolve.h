@@ -1,0 +1,157 @@
+// The identity resolver: records and identifiers form a bipartite graph; linked identifiers join
+// records into persons under hub caps and per-type limits; stable person ids survive reruns.
+// Pure C++ (docs/identity.md, "Rules"). The glue feeds it through add_* and reads the results.
+#pragma once
+
+#include "core/identity_normalize.h"
+#include "core/interrupt.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cdp::identity {
+
+// 64-bit hash of a byte string (FNV-1a finished with a splitmix64 avalanche); the canonical
+// order of records and identifiers, so results never depend on input row order.
+uint64_t hash_bytes(std::string_view bytes);
+
+// Strings stored once in an arena and numbered densely (0, 1, ...) in insertion order; open addressing.
+class StringInterner {
+ public:
+  int32_t intern(std::string_view key);     // index of key, inserting it when new
+  int32_t find(std::string_view key) const;  // -1 when absent
+  std::string_view at(int32_t index) const {
+    return std::string_view(arena_.data() + offsets_[index], offsets_[index + 1] - offsets_[index]);
+  }
+  uint64_t hash(int32_t index) const { return hashes_[index]; }
+  int32_t size() const { return static_cast<int32_t>(hashes_.size()); }
+  std::size_t memory_bytes() const;
+  void reserve(std::size_t count, std::size_t bytes);
+
+ private:
+  void grow();
+  std::vector<char> arena_;
+  std::vector<uint64_t> offsets_{0};
+  std::vector<uint64_t> hashes_;
+  std::vector<int32_t> slots_;  // -1 = empty
+};
+
+// One row of cdp.identifier_types.
+struct TypeRule {
+  std::string name;
+  Normaliser normaliser = Normaliser::kTrim;
+  int max_per_person = 0;     // 0 = unlimited
+  int priority = 0;           // higher links first and wins conflicts
+  int64_t hub_threshold = 0;  // 0 = no cap; a value on more records than this links nobody
+};
+
+// Why an identifier links nobody (cdp.person_identifiers.reason).
+enum class Reason : uint8_t { kNone = 0, kInvalid, kBlocklist, kHub, kConflictCut };
+const char* reason_name(Reason reason);
+
+struct Cut {
+  int32_t identifier;     // the weaker identifier whose link was cut
+  int32_t record;         // the record it no longer joins
+  int32_t conflict_type;  // the limited type that would have exceeded its maximum
+};
+
+enum class EventKind : uint8_t { kMerge, kSplit };
+struct Event {
+  EventKind kind;
+  int64_t from_person;
+  int64_t to_person;
+  int32_t identifier;  // the identifier that caused it, -1 when unknown (e.g. an erased identifier)
+};
+
+struct ResolveStats {
+  int64_t records = 0, identifiers = 0, links = 0, persons = 0;
+  int64_t linked_identifiers = 0, invalid = 0, blocklisted = 0, hubs = 0, conflict_cut_identifiers = 0;
+  int64_t cut_links = 0, merges = 0, splits = 0, new_persons = 0;
+  int64_t previous_records = 0, changed_records = 0;  // jitter = changed / previous
+  double jitter() const { return previous_records ? double(changed_records) / double(previous_records) : 0.0; }
+};
+
+class IdentityGraph {
+ public:
+  // Types are kept sorted by name; type indexes refer to that order.
+  explicit IdentityGraph(std::vector<TypeRule> types, Interrupts* interrupts = nullptr);
+
+  const std::vector<TypeRule>& types() const { return types_; }
+  int type_index(std::string_view name) const;  // -1 when unknown
+
+  int32_t add_record(std::string_view source, std::string_view source_key);
+  int32_t find_record(std::string_view source, std::string_view source_key) const;
+  // valid = false: a value its normaliser rejected (kept for reporting, never linked).
+  int32_t add_identifier(int type, std::string_view value, bool valid);
+  int32_t find_identifier(int type, std::string_view value) const;
+  void add_link(int32_t record, int32_t identifier, int64_t first_seen, int64_t last_seen);
+  void set_previous_person(int32_t record, int64_t person_id) { previous_[record] = person_id; }
+
+  // Blocklist is applied here (not at ingest) so a new entry splits persons on the next run.
+  void resolve(const Blocklist& blocklist);
+  // How many never-used person ids assign_ids needs; it then numbers them first_new_id, +1, ...
+  int64_t new_ids_needed() const { return new_components_; }
+  void assign_ids(int64_t first_new_id);
+
+  // Results (after assign_ids).
+  int32_t record_count() const { return records_.size(); }
+  int32_t identifier_count() const { return identifiers_.size(); }
+  std::string_view record_source(int32_t record) const;
+  std::string_view record_key(int32_t record) const;
+  int64_t record_person(int32_t record) const { return person_of_root_[find_const(record)]; }
+  int64_t previous_person(int32_t record) const { return previous_[record]; }
+  int identifier_type(int32_t identifier) const { return static_cast<uint8_t>(identifiers_.at(identifier)[0]); }
+  std::string_view identifier_value(int32_t identifier) const { return identifiers_.at(identifier).substr(1); }
+  Reason identifier_reason(int32_t identifier) const { return static_cast<Reason>(reason_[identifier]); }
+  int64_t identifier_person(int32_t identifier) const;  // 0 when it links nobody
+  int64_t identifier_records(int32_t identifier) const { return offsets_[identifier + 1] - offsets_[identifier]; }
+  int64_t identifier_first_seen(int32_t identifier) const { return first_seen_[identifier]; }
+  int64_t identifier_last_seen(int32_t identifier) const { return last_seen_[identifier]; }
+  // Persons in ascending id order with their record counts.
+  const std::vector<std::pair<int64_t, int64_t>>& persons() const { return persons_; }
+  const std::vector<Cut>& cuts() const { return cuts_; }
+  const std::vector<Event>& events() const { return events_; }
+  const ResolveStats& stats() const { return stats_; }
+  std::size_t memory_bytes() const;
+
+ private:
+  int32_t find(int32_t record);
+  int32_t find_const(int32_t record) const;
+  bool record_before(int32_t a, int32_t b) const;
+  bool identifier_before(int32_t a, int32_t b) const;
+  void build_adjacency();
+  void link_components(const std::vector<int32_t>& order);
+  void attribute_events(const std::vector<int32_t>& order);
+
+  std::vector<TypeRule> types_;
+  Interrupts* interrupts_;
+  Interrupts no_interrupts_;
+  Interrupts& ticks() { return interrupts_ ? *interrupts_ : no_interrupts_; }
+
+  StringInterner records_;      // source '\0' source_key
+  StringInterner identifiers_;  // one byte type index + normalised value
+  std::vector<int64_t> previous_;
+  std::vector<uint8_t> reason_;
+  std::vector<int64_t> first_seen_, last_seen_;
+  std::vector<int32_t> link_record_, link_identifier_;  // raw links, released after build_adjacency
+
+  // After resolve.
+  std::vector<int64_t> offsets_;         // identifier -> range in adjacent_
+  std::vector<int32_t> adjacent_;        // records of each identifier, in canonical record order
+  std::vector<uint8_t> cut_;             // per adjacency slot: 1 = link cut
+  std::vector<int32_t> parent_, size_;   // union-find over records
+  std::vector<int32_t> limited_head_;    // per root: first attached value of a limited type
+  std::vector<int32_t> limited_next_, limited_identifier_;
+  std::vector<int32_t> anchor_;          // identifier -> a record of its person, -1 if none
+  std::vector<int32_t> component_order_;  // roots in canonical order (by smallest record)
+  std::vector<int64_t> person_of_root_;  // root -> person id (after assign_ids)
+  int64_t new_components_ = 0;
+  std::vector<std::pair<int64_t, int64_t>> persons_;
+  std::vector<Cut> cuts_;
+  std::vector<Event> events_;
+  ResolveStats stats_;
+};
+
+}  // namespace cdp::identity

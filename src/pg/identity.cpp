@@ -1,0 +1,1052 @@
+// Glue for identity merge (docs/identity.md): reads observations through SPI with the caller's
+// privileges, feeds the core resolver (src/core/identity_resolve.h) and writes the results back in
+// the caller's transaction. Every call into PostgreSQL goes through pg_call; C++ state is plain data.
+#include "pg/boundary.h"
+
+#include "core/identity_normalize.h"
+#include "core/identity_resolve.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+extern "C" {
+PG_FUNCTION_INFO_V1(cdp_merge_identities);
+PG_FUNCTION_INFO_V1(cdp_forget_identifier);
+PG_FUNCTION_INFO_V1(cdp_forget_person);
+PG_FUNCTION_INFO_V1(cdp_normalize_identifier);
+}
+
+namespace cdp::pg {
+namespace {
+
+using identity::IdentityGraph;
+using identity::TypeRule;
+
+// Serialises merge runs and erasures: pg_advisory_xact_lock(kLockClass, kLockObject).
+constexpr int32_t kLockClass = 0x63647069;  // "cdpi"
+constexpr int32_t kLockObject = 1;
+constexpr std::size_t kFetchRows = 20000;
+constexpr std::size_t kWriteRows = 20000;
+
+// ---------------------------------------------------------------------------------------------
+// SPI helpers (each one call into PostgreSQL wrapped by pg_call).
+
+struct SpiArg {
+  Oid type;
+  Datum value;
+  bool is_null;
+};
+
+// Runs a statement; returns SPI_processed. The result (if any) stays in SPI_tuptable.
+uint64 spi_run(const char* sql, const std::vector<SpiArg>& params = {}, bool read_only = false) {
+  const int n = static_cast<int>(params.size());
+  Oid types[32];
+  Datum values[32];
+  char nulls[32];
+  if (n > 32) fail(sqlstate::kInternalError, "too many SPI parameters");
+  for (int i = 0; i < n; ++i) {
+    types[i] = params[i].type;
+    values[i] = params[i].value;
+    nulls[i] = params[i].is_null ? 'n' : ' ';
+  }
+  return pg_call([&]() -> uint64 {
+    int rc = SPI_execute_with_args(sql, n, types, values, nulls, read_only, 0);
+    if (rc < 0) elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+    return SPI_processed;
+  });
+}
+
+// Copies of single result values (after spi_run).
+bool result_is_null(uint64 row, int column) {
+  return pg_call([&]() -> bool {
+    bool is_null = false;
+    SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, &is_null);
+    return is_null;
+  });
+}
+int64_t result_int64(uint64 row, int column) {
+  return pg_call([&]() -> int64_t {
+    bool is_null = false;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, &is_null);
+    return is_null ? 0 : DatumGetInt64(d);
+  });
+}
+std::string result_text(uint64 row, int column) {
+  struct Span {
+    const char* data;
+    int len;
+  };
+  Span span = pg_call([&]() -> Span {
+    bool is_null = false;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, &is_null);
+    if (is_null) return Span{nullptr, 0};
+    text* t = pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(DatumGetPointer(d)));
+    return Span{VARDATA_ANY(t), static_cast<int>(VARSIZE_ANY_EXHDR(t))};
+  });
+  return span.data ? std::string(span.data, span.len) : std::string();
+}
+
+SpiArg text_param(std::string_view s) {
+  Datum d = pg_call([&]() -> Datum { return PointerGetDatum(cstring_to_text_with_len(s.data(), s.size())); });
+  return SpiArg{TEXTOID, d, false};
+}
+SpiArg int8_param(int64_t v) { return SpiArg{INT8OID, Int64GetDatum(v), false}; }
+SpiArg bool_param(bool v) { return SpiArg{BOOLOID, BoolGetDatum(v), false}; }
+SpiArg oid_param(Oid v) { return SpiArg{OIDOID, ObjectIdGetDatum(v), false}; }
+
+void notice(const std::string& message) {
+  pg_call([&] { ereport(NOTICE, (errmsg("%s", message.c_str()))); });
+}
+
+// A batch of rows fetched from a cursor, as plain pointers into the fetched tuples.
+struct TextCell {
+  const char* data;
+  int32_t len;  // -1 = NULL
+  std::string_view view() const { return std::string_view(data, len < 0 ? 0 : len); }
+  bool is_null() const { return len < 0; }
+};
+
+class Cursor {
+ public:
+  Cursor(const char* sql, const std::vector<SpiArg>& params) {
+    const int n = static_cast<int>(params.size());
+    Oid types[16];
+    Datum values[16];
+    char nulls[16];
+    for (int i = 0; i < n; ++i) {
+      types[i] = params[i].type;
+      values[i] = params[i].value;
+      nulls[i] = params[i].is_null ? 'n' : ' ';
+    }
+    portal_ = pg_call([&]() -> Portal {
+      Portal portal = SPI_cursor_open_with_args(nullptr, sql, n, types, values, nulls, false, 0);
+      if (!portal) elog(ERROR, "could not open cursor");
+      return portal;
+    });
+  }
+  // Fetches the next batch; text columns (1-based numbers in text_columns) are exposed as TextCell,
+  // the others as Datum. Returns the number of rows (0 at the end, when the cursor is closed).
+  std::size_t fetch(int columns, const std::vector<bool>& is_text) {
+    cells_.resize(kFetchRows * columns);
+    datums_.resize(kFetchRows * columns);
+    const std::size_t rows = pg_call([&]() -> std::size_t {
+      if (SPI_tuptable) {
+        SPI_freetuptable(SPI_tuptable);
+        SPI_tuptable = nullptr;
+      }
+      SPI_cursor_fetch(portal_, true, kFetchRows);
+      const std::size_t n = SPI_processed;
+      for (std::size_t r = 0; r < n; ++r) {
+        HeapTuple tuple = SPI_tuptable->vals[r];
+        for (int c = 0; c < columns; ++c) {
+          bool is_null = false;
+          Datum d = SPI_getbinval(tuple, SPI_tuptable->tupdesc, c + 1, &is_null);
+          TextCell& cell = cells_[r * columns + c];
+          datums_[r * columns + c] = is_null ? (Datum)0 : d;
+          if (is_null) {
+            cell = TextCell{nullptr, -1};
+          } else if (is_text[c]) {
+            text* t = pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(DatumGetPointer(d)));
+            cell = TextCell{VARDATA_ANY(t), static_cast<int32_t>(VARSIZE_ANY_EXHDR(t))};
+          } else {
+            cell = TextCell{"", 0};
+          }
+        }
+      }
+      if (n == 0) SPI_cursor_close(portal_);
+      return n;
+    });
+    columns_ = columns;
+    return rows;
+  }
+  const TextCell& cell(std::size_t row, int column) const { return cells_[row * columns_ + column]; }
+  Datum datum(std::size_t row, int column) const { return datums_[row * columns_ + column]; }
+
+ private:
+  Portal portal_;
+  int columns_ = 0;
+  std::vector<TextCell> cells_;
+  std::vector<Datum> datums_;
+};
+
+// Rows collected column-wise and sent as one array parameter per column:
+//   INSERT ... SELECT ... FROM unnest($1::text[], $2::int8[], ...)
+// Column kinds: 't' text, 'i' int8, 'T' timestamptz (int64 microseconds), 'b' bool (0/1).
+// When the statement returns a row, its int8 columns are added up in sums().
+class ArrayBatch {
+ public:
+  ArrayBatch(std::string sql, std::string kinds) : sql_(std::move(sql)), kinds_(std::move(kinds)) {
+    cols_.resize(kinds_.size());
+    context_ = pg_call([]() -> MemoryContext {
+      return AllocSetContextCreate(CurrentMemoryContext, "cdp identity batch", ALLOCSET_DEFAULT_SIZES);
+    });
+  }
+  void text(int column, std::string_view value) { cols_[column].texts.push_back(value); }
+  void int8(int column, int64_t value) { cols_[column].ints.push_back(value); }
+  // Call after each complete row.
+  void row_done() {
+    if (++rows_ >= kWriteRows) flush();
+  }
+  void flush() {
+    if (rows_ == 0) return;
+    const int n = static_cast<int>(kinds_.size());
+    int64_t results[4] = {0, 0, 0, 0};
+    int result_columns = 0;
+    pg_call([&] {
+      MemoryContext old = MemoryContextSwitchTo(context_);
+      Oid types[16];
+      Datum values[16];
+      char nulls[16];
+      Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * rows_));
+      for (int c = 0; c < n; ++c) {
+        const Column& col = cols_[c];
+        Oid elem_type = kinds_[c] == 't' ? TEXTOID : kinds_[c] == 'T' ? TIMESTAMPTZOID : kinds_[c] == 'b' ? BOOLOID : INT8OID;
+        int16 typlen;
+        bool typbyval;
+        char typalign;
+        get_typlenbyvalalign(elem_type, &typlen, &typbyval, &typalign);
+        for (std::size_t r = 0; r < rows_; ++r) {
+          if (kinds_[c] == 't')
+            elems[r] = PointerGetDatum(cstring_to_text_with_len(col.texts[r].data(), col.texts[r].size()));
+          else if (kinds_[c] == 'b')
+            elems[r] = BoolGetDatum(col.ints[r] != 0);
+          else
+            elems[r] = Int64GetDatum(col.ints[r]);
+        }
+        types[c] = get_array_type(elem_type);
+        values[c] = PointerGetDatum(construct_array(elems, static_cast<int>(rows_), elem_type, typlen, typbyval, typalign));
+        nulls[c] = ' ';
+      }
+      int rc = SPI_execute_with_args(sql_.c_str(), n, types, values, nulls, false, 0);
+      if (rc < 0) elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+      if (SPI_tuptable) {
+        if (SPI_processed > 0) {
+          result_columns = std::min(SPI_tuptable->tupdesc->natts, 4);
+          for (int c = 0; c < result_columns; ++c) {
+            bool is_null = false;
+            Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c + 1, &is_null);
+            results[c] = is_null ? 0 : DatumGetInt64(d);
+          }
+        }
+        SPI_freetuptable(SPI_tuptable);
+        SPI_tuptable = nullptr;
+      }
+      MemoryContextSwitchTo(old);
+      MemoryContextReset(context_);
+    });
+    for (int c = 0; c < result_columns; ++c) sums_[c] += results[c];
+    for (Column& col : cols_) {
+      col.texts.clear();
+      col.ints.clear();
+    }
+    total_ += rows_;
+    rows_ = 0;
+    check_for_interrupts();
+  }
+  uint64 total() const { return total_; }
+  int64_t sum(int column) const { return sums_[column]; }
+
+ private:
+  struct Column {
+    std::vector<std::string_view> texts;
+    std::vector<int64_t> ints;
+  };
+  std::string sql_;
+  std::string kinds_;
+  std::vector<Column> cols_;
+  std::size_t rows_ = 0;
+  uint64 total_ = 0;
+  int64_t sums_[4] = {0, 0, 0, 0};
+  MemoryContext context_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Configuration.
+
+struct Config {
+  std::vector<TypeRule> types;
+  std::string phone_region = "US";
+};
+
+Config load_config() {
+  Config config;
+  uint64 n = spi_run(
+      "SELECT id_type, normaliser, coalesce(max_per_person, 0)::int8, priority::int8, coalesce(hub_threshold, 0)::int8 "
+      "FROM cdp.identifier_types ORDER BY id_type",
+      {});
+  for (uint64 r = 0; r < n; ++r) {
+    TypeRule rule;
+    rule.name = result_text(r, 1);
+    rule.normaliser = identity::parse_normaliser(result_text(r, 2));
+    rule.max_per_person = static_cast<int>(result_int64(r, 3));
+    rule.priority = static_cast<int>(result_int64(r, 4));
+    rule.hub_threshold = result_int64(r, 5);
+    config.types.push_back(std::move(rule));
+  }
+  n = spi_run("SELECT default_phone_region FROM cdp.identity_settings LIMIT 1");
+  if (n > 0 && !result_is_null(0, 1)) config.phone_region = result_text(0, 1);
+  return config;
+}
+
+identity::Blocklist load_blocklist(const IdentityGraph& graph, const identity::ValueNormaliser& normaliser) {
+  identity::Blocklist blocklist;
+  uint64 n = spi_run("SELECT id_type, value, (match = 'like')::int4::int8, reason FROM cdp.identifier_blocklist");
+  for (uint64 r = 0; r < n; ++r) {
+    identity::Blocklist::Entry entry;
+    if (!result_is_null(r, 1)) {
+      entry.type = graph.type_index(result_text(r, 1));
+      if (entry.type < 0) continue;  // the FK makes this impossible; be safe anyway
+    }
+    entry.pattern = result_text(r, 2);
+    entry.is_like = result_int64(r, 3) != 0;
+    entry.reason = result_text(r, 4);
+    // An exact entry for a typed value also blocks its normalised spelling ("(555) 000-0000" etc.).
+    if (!entry.is_like && entry.type >= 0) {
+      identity::Normalised normalised;
+      normaliser.normalise(graph.types()[entry.type].normaliser, entry.pattern, normalised);
+      if (normalised.outcome == identity::Outcome::kOk && normalised.value != entry.pattern) {
+        identity::Blocklist::Entry copy = entry;
+        copy.pattern = normalised.value;
+        blocklist.add(std::move(copy));
+      }
+    }
+    blocklist.add(std::move(entry));
+  }
+  return blocklist;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run.
+
+using Clock = std::chrono::steady_clock;
+
+struct Phases {
+  Clock::time_point start = Clock::now(), last = start;
+  std::vector<std::pair<std::string, int64_t>> ms;
+  int64_t lap(const char* name) {
+    Clock::time_point now = Clock::now();
+    int64_t elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - last).count();
+    last = now;
+    ms.emplace_back(name, elapsed);
+    return elapsed;
+  }
+  std::string json() const {
+    std::string out = "{";
+    for (std::size_t i = 0; i < ms.size(); ++i)
+      out += (i ? ", \"" : "\"") + ms[i].first + "\": " + std::to_string(ms[i].second);
+    return out + "}";
+  }
+};
+
+struct Skipped {
+  int64_t null_field = 0, empty = 0, too_long = 0, forgotten = 0, unknown_type_links = 0;
+  std::string json() const {
+    return "{\"null_field\": " + std::to_string(null_field) + ", \"empty\": " + std::to_string(empty) +
+           ", \"too_long\": " + std::to_string(too_long) + ", \"forgotten\": " + std::to_string(forgotten) + "}";
+  }
+};
+
+class MemoryGuard {
+ public:
+  MemoryGuard() : budget_(kilobytes(maintenance_work_mem), "maintenance_work_mem") {}
+  void check(std::size_t bytes) {
+    peak_ = std::max(peak_, bytes);
+    budget_.release(budget_.used());
+    budget_.charge(bytes);
+  }
+  std::size_t peak() const { return peak_; }
+
+ private:
+  MemoryBudget budget_;
+  std::size_t peak_ = 0;
+};
+
+std::string relation_name(Oid relation) {
+  uint64 n = spi_run(
+      "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+      {oid_param(relation)});
+  if (n == 0) fail(sqlstate::kUndefinedTable, "relation with OID " + std::to_string(relation) + " does not exist");
+  return result_text(0, 1);
+}
+
+// The observation shape: every column present with a usable type, or one error naming all problems.
+void validate_columns(Oid relation, const std::string& name) {
+  uint64 n = spi_run(
+      "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a "
+      "WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped",
+      {oid_param(relation)});
+  std::map<std::string, std::string> columns;
+  for (uint64 r = 0; r < n; ++r) columns[result_text(r, 1)] = result_text(r, 2);
+  const char* required[] = {"source", "source_key", "id_type", "id_value", "observed_at"};
+  std::string missing, mistyped;
+  for (const char* column : required) {
+    auto it = columns.find(column);
+    if (it == columns.end()) {
+      missing += (missing.empty() ? "" : ", ") + std::string(column);
+      continue;
+    }
+    const std::string& type = it->second;
+    const bool ok = std::string(column) == "observed_at"
+                        ? type == "timestamp with time zone"
+                        : (type == "text" || type == "character varying" || type.rfind("character varying(", 0) == 0);
+    if (!ok)
+      mistyped += (mistyped.empty() ? "" : ", ") + std::string(column) + " is " + type + " (expected " +
+                  (std::string(column) == "observed_at" ? "timestamp with time zone" : "text") + ")";
+  }
+  if (!missing.empty())
+    fail(sqlstate::kUndefinedColumn, "relation " + name + " lacks observation column(s) " + missing,
+         "Observations need columns source text, source_key text, id_type text, id_value text, "
+         "observed_at timestamptz.",
+         "Create a view that renames or casts the columns.");
+  if (!mistyped.empty())
+    fail(sqlstate::kDatatypeMismatch, "relation " + name + " has observation column(s) of the wrong type: " + mistyped,
+         {}, "Create a view that casts the columns.");
+}
+
+struct IngestLink {
+  int32_t record, identifier;
+  int64_t first_seen, last_seen;
+};
+
+// Reads the observations, normalises them and adds the new links to cdp.identity_links.
+void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
+            Skipped& skipped, int64_t& read, int64_t& new_links, int64_t& high_water_mark, bool& has_hwm) {
+  const std::string name = relation_name(relation);
+  validate_columns(relation, name);
+
+  // Incremental: only rows at or after the previous high-water mark of this relation.
+  bool use_hwm = false;
+  int64_t previous_hwm = 0;
+  if (!full_rebuild) {
+    spi_run("SELECT max(high_water_mark) FROM cdp.merge_runs WHERE kind = 'merge' AND observations = $1",
+            {oid_param(relation)});
+    if (!result_is_null(0, 1)) {
+      use_hwm = true;
+      previous_hwm = result_int64(0, 1);
+    }
+  }
+  has_hwm = use_hwm;
+  high_water_mark = previous_hwm;
+
+  std::string sql = "SELECT source::text, source_key::text, id_type::text, id_value::text, observed_at FROM " + name;
+  std::vector<SpiArg> params;
+  if (use_hwm) {
+    sql += " WHERE observed_at >= $1";
+    params.push_back(SpiArg{TIMESTAMPTZOID, Int64GetDatum(previous_hwm), false});
+  }
+
+  IdentityGraph staged(config.types, &interrupts);
+  identity::ValueNormaliser normaliser(config.phone_region);
+  std::vector<IngestLink> links;
+  std::set<std::string> unknown_types;
+  std::vector<int> type_of_name_cache;
+  identity::Normalised normalised;
+  std::string last_type_name;
+  int last_type = -1;
+  Cursor cursor(sql.c_str(), params);
+  const std::vector<bool> is_text{true, true, true, true, false};
+  for (;;) {
+    const std::size_t rows = cursor.fetch(5, is_text);
+    if (rows == 0) break;
+    for (std::size_t r = 0; r < rows; ++r) {
+      interrupts.tick();
+      ++read;
+      const TextCell &source = cursor.cell(r, 0), &key = cursor.cell(r, 1), &type_name = cursor.cell(r, 2),
+                     &value = cursor.cell(r, 3), &observed = cursor.cell(r, 4);
+      if (source.is_null() || key.is_null() || type_name.is_null() || value.is_null() || observed.is_null()) {
+        ++skipped.null_field;
+        continue;
+      }
+      if (type_name.view() != last_type_name || last_type < 0) {
+        last_type_name.assign(type_name.view());
+        last_type = staged.type_index(last_type_name);
+        if (last_type < 0) {
+          unknown_types.insert(last_type_name);
+          continue;
+        }
+      }
+      const int type = last_type;
+      if (source.len == 0 || key.len == 0) {
+        ++skipped.empty;
+        continue;
+      }
+      if (static_cast<std::size_t>(source.len) > identity::kMaxValueBytes ||
+          static_cast<std::size_t>(key.len) > identity::kMaxValueBytes) {
+        ++skipped.too_long;
+        continue;
+      }
+      normaliser.normalise(staged.types()[type].normaliser, value.view(), normalised);
+      if (normalised.outcome == identity::Outcome::kEmpty) {
+        ++skipped.empty;
+        continue;
+      }
+      if (normalised.value.size() > identity::kMaxValueBytes) {
+        ++skipped.too_long;
+        continue;
+      }
+      const int64_t at = static_cast<int64_t>(cursor.datum(r, 4));
+      high_water_mark = has_hwm ? std::max(high_water_mark, at) : at;
+      has_hwm = true;
+      const int32_t record = staged.add_record(source.view(), key.view());
+      const int32_t identifier =
+          staged.add_identifier(type, normalised.value, normalised.outcome == identity::Outcome::kOk);
+      links.push_back(IngestLink{record, identifier, at, at});
+    }
+    check_for_interrupts();
+    memory.check(staged.memory_bytes() + links.capacity() * sizeof(IngestLink));
+  }
+  if (!unknown_types.empty()) {
+    std::string list;
+    for (const std::string& t : unknown_types) list += (list.empty() ? "\"" : ", \"") + t + "\"";
+    fail(sqlstate::kInvalidParameterValue, "unknown id_type " + list + " in " + name,
+         "cdp.identifier_types lists the identifier types merge_identities accepts.",
+         "Add the type to cdp.identifier_types or filter it out of the observations.");
+  }
+
+  // One row per distinct link, first/last seen merged.
+  std::sort(links.begin(), links.end(), [](const IngestLink& a, const IngestLink& b) {
+    return a.record != b.record ? a.record < b.record : a.identifier < b.identifier;
+  });
+  std::size_t distinct = 0;
+  for (std::size_t i = 0; i < links.size(); ++i) {
+    if (distinct > 0 && links[distinct - 1].record == links[i].record &&
+        links[distinct - 1].identifier == links[i].identifier) {
+      links[distinct - 1].first_seen = std::min(links[distinct - 1].first_seen, links[i].first_seen);
+      links[distinct - 1].last_seen = std::max(links[distinct - 1].last_seen, links[i].last_seen);
+    } else {
+      links[distinct++] = links[i];
+    }
+  }
+  links.resize(distinct);
+
+  if (full_rebuild) spi_run("DELETE FROM cdp.identity_links");
+  spi_run("SELECT EXISTS (SELECT FROM cdp.identity_tombstones)::int4::int8");
+  const bool tombstones = result_int64(0, 1) != 0;
+  // Returns (links that passed the tombstone filter, links inserted or extended).
+  std::string filtered =
+      "WITH u AS (SELECT u.s, u.k, u.t, u.v, u.ok, u.f, u.l FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), "
+      "pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::bool[]), pg_catalog.unnest($6::timestamptz[]), pg_catalog.unnest($7::timestamptz[])) AS u(s, k, t, v, ok, f, l)";
+  if (tombstones)
+    filtered +=
+        " WHERE NOT EXISTS (SELECT FROM cdp.identity_tombstones x WHERE x.kind = 'identifier' AND x.key_sha256 = "
+        "pg_catalog.sha256(pg_catalog.convert_to(u.t, 'UTF8') || '\\x00'::bytea || pg_catalog.convert_to(u.v, 'UTF8'))) "
+        "AND NOT EXISTS (SELECT FROM cdp.identity_tombstones x WHERE x.kind = 'record' AND x.key_sha256 = "
+        "pg_catalog.sha256(pg_catalog.convert_to(u.s, 'UTF8') || '\\x00'::bytea || pg_catalog.convert_to(u.k, 'UTF8')))";
+  filtered +=
+      "), ins AS (INSERT INTO cdp.identity_links AS l (source, source_key, id_type, id_value, valid, first_seen, "
+      "last_seen) SELECT * FROM u ON CONFLICT (source, source_key, id_type, id_value) DO UPDATE SET "
+      "first_seen = LEAST(l.first_seen, EXCLUDED.first_seen), last_seen = GREATEST(l.last_seen, EXCLUDED.last_seen), "
+      "valid = EXCLUDED.valid "
+      "WHERE l.first_seen > EXCLUDED.first_seen OR l.last_seen < EXCLUDED.last_seen OR l.valid <> EXCLUDED.valid "
+      "RETURNING 1) SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM ins)";
+  ArrayBatch batch(filtered, "ttttbTT");
+  for (const IngestLink& link : links) {
+    const int type = staged.identifier_type(link.identifier);
+    batch.text(0, staged.record_source(link.record));
+    batch.text(1, staged.record_key(link.record));
+    batch.text(2, staged.types()[type].name);
+    batch.text(3, staged.identifier_value(link.identifier));
+    batch.int8(4, staged.identifier_reason(link.identifier) != identity::Reason::kInvalid);
+    batch.int8(5, link.first_seen);
+    batch.int8(6, link.last_seen);
+    batch.row_done();
+  }
+  batch.flush();
+  skipped.forgotten = static_cast<int64_t>(batch.total()) - batch.sum(0);
+  new_links = batch.sum(1);
+}
+
+// Loads every stored link and the previous map, resolves, assigns ids and writes the results.
+void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
+                       Phases& phases, identity::ResolveStats& stats) {
+  IdentityGraph graph(config.types, &interrupts);
+  identity::ValueNormaliser normaliser(config.phone_region);
+  int64_t unknown_links = 0;
+  {
+    Cursor cursor(
+        "SELECT source, source_key, id_type, id_value, valid, first_seen, last_seen FROM cdp.identity_links", {});
+    const std::vector<bool> is_text{true, true, true, true, false, false, false};
+    std::string last_type_name;
+    int last_type = -1;
+    for (;;) {
+      const std::size_t rows = cursor.fetch(7, is_text);
+      if (rows == 0) break;
+      for (std::size_t r = 0; r < rows; ++r) {
+        interrupts.tick();
+        const TextCell& type_name = cursor.cell(r, 2);
+        if (type_name.view() != last_type_name || last_type < 0) {
+          last_type_name.assign(type_name.view());
+          last_type = graph.type_index(last_type_name);
+        }
+        if (last_type < 0) {  // its type was removed from cdp.identifier_types since it was stored
+          ++unknown_links;
+          continue;
+        }
+        const int32_t record = graph.add_record(cursor.cell(r, 0).view(), cursor.cell(r, 1).view());
+        const int32_t identifier =
+            graph.add_identifier(last_type, cursor.cell(r, 3).view(), DatumGetBool(cursor.datum(r, 4)));
+        graph.add_link(record, identifier, static_cast<int64_t>(cursor.datum(r, 5)),
+                       static_cast<int64_t>(cursor.datum(r, 6)));
+      }
+      check_for_interrupts();
+      memory.check(graph.memory_bytes());
+    }
+  }
+  // The previous map: ids to keep, and records that no longer exist.
+  struct Removed {
+    std::string source, key;
+    int64_t person;
+  };
+  std::vector<Removed> removed;
+  {
+    Cursor cursor("SELECT source, source_key, person_id FROM cdp.identity_map", {});
+    const std::vector<bool> is_text{true, true, false};
+    for (;;) {
+      const std::size_t rows = cursor.fetch(3, is_text);
+      if (rows == 0) break;
+      for (std::size_t r = 0; r < rows; ++r) {
+        interrupts.tick();
+        const int64_t person = DatumGetInt64(cursor.datum(r, 2));
+        const int32_t record = graph.find_record(cursor.cell(r, 0).view(), cursor.cell(r, 1).view());
+        if (record >= 0)
+          graph.set_previous_person(record, person);
+        else
+          removed.push_back(Removed{std::string(cursor.cell(r, 0).view()), std::string(cursor.cell(r, 1).view()), person});
+      }
+      check_for_interrupts();
+      memory.check(graph.memory_bytes());
+    }
+  }
+  // The previous person_identifiers rows, as a fingerprint per identifier, so only changed rows are written.
+  std::vector<uint64_t> previous_row(graph.identifier_count(), 0);
+  struct Gone {
+    std::string type, value;
+  };
+  std::vector<Gone> gone_identifiers;
+  {
+    Cursor cursor(
+        "SELECT id_type, id_value, coalesce(person_id, 0), coalesce(reason, ''), records, first_seen, last_seen "
+        "FROM cdp.person_identifiers",
+        {});
+    const std::vector<bool> is_text{true, true, false, true, false, false, false};
+    for (;;) {
+      const std::size_t rows = cursor.fetch(7, is_text);
+      if (rows == 0) break;
+      for (std::size_t r = 0; r < rows; ++r) {
+        interrupts.tick();
+        const int type = graph.type_index(cursor.cell(r, 0).view());
+        const int32_t identifier = type < 0 ? -1 : graph.find_identifier(type, cursor.cell(r, 1).view());
+        if (identifier < 0) {
+          gone_identifiers.push_back(Gone{std::string(cursor.cell(r, 0).view()), std::string(cursor.cell(r, 1).view())});
+          continue;
+        }
+        std::string fingerprint = std::to_string(DatumGetInt64(cursor.datum(r, 2))) + '/' +
+                                  std::string(cursor.cell(r, 3).view()) + '/' +
+                                  std::to_string(DatumGetInt64(cursor.datum(r, 4))) + '/' +
+                                  std::to_string(static_cast<int64_t>(cursor.datum(r, 5))) + '/' +
+                                  std::to_string(static_cast<int64_t>(cursor.datum(r, 6)));
+        previous_row[identifier] = identity::hash_bytes(fingerprint) | 1;
+      }
+      check_for_interrupts();
+    }
+  }
+  memory.check(graph.memory_bytes() + previous_row.capacity() * 8);
+  phases.lap("load");
+
+  const identity::Blocklist blocklist = load_blocklist(graph, normaliser);
+  graph.resolve(blocklist);
+  memory.check(graph.memory_bytes() + previous_row.capacity() * 8);
+  int64_t first_new_id = 0;
+  if (graph.new_ids_needed() > 0) {
+    // Only merge runs draw person ids, under the advisory lock, so a block can be reserved at once.
+    spi_run("SELECT pg_catalog.nextval('cdp.person_id_seq')");
+    first_new_id = result_int64(0, 1);
+    if (graph.new_ids_needed() > 1)
+      spi_run("SELECT pg_catalog.setval('cdp.person_id_seq', $1)",
+              {int8_param(first_new_id + graph.new_ids_needed() - 1)});
+  }
+  graph.assign_ids(first_new_id);
+  stats = graph.stats();
+  phases.lap("resolve");
+  notice("merge_identities: resolved " + std::to_string(stats.links) + " links between " +
+         std::to_string(stats.records) + " records and " + std::to_string(stats.identifiers) + " identifiers into " +
+         std::to_string(stats.persons) + " persons (" + std::to_string(stats.merges) + " merges, " +
+         std::to_string(stats.splits) + " splits, " + std::to_string(stats.cut_links) + " cut links) in " +
+         std::to_string(phases.ms.back().second) + " ms");
+
+  // identity_map: delete records that are gone, upsert records whose person changed or that are new.
+  {
+    ArrayBatch erase(
+        "DELETE FROM cdp.identity_map m USING ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(s, k) "
+        "WHERE m.source = u.s AND m.source_key = u.k",
+        "tt");
+    for (const Removed& r : removed) {
+      erase.text(0, r.source);
+      erase.text(1, r.key);
+      erase.row_done();
+    }
+    erase.flush();
+    ArrayBatch upsert(
+        "INSERT INTO cdp.identity_map AS m (source, source_key, person_id) "
+        "SELECT * FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) "
+        "ON CONFLICT (source, source_key) DO UPDATE SET person_id = EXCLUDED.person_id",
+        "tti");
+    for (int32_t record = 0; record < graph.record_count(); ++record) {
+      const int64_t person = graph.record_person(record);
+      if (person == graph.previous_person(record)) continue;
+      upsert.text(0, graph.record_source(record));
+      upsert.text(1, graph.record_key(record));
+      upsert.int8(2, person);
+      upsert.row_done();
+    }
+    upsert.flush();
+  }
+  // persons: ids that vanished are deleted; persons whose records changed are upserted.
+  {
+    std::vector<int64_t> touched, previous_ids;
+    for (int32_t record = 0; record < graph.record_count(); ++record) {
+      const int64_t before = graph.previous_person(record), after = graph.record_person(record);
+      if (before != 0) previous_ids.push_back(before);
+      if (before != after) {
+        touched.push_back(after);
+        if (before != 0) touched.push_back(before);
+      }
+    }
+    for (const Removed& r : removed) {
+      touched.push_back(r.person);
+      previous_ids.push_back(r.person);
+    }
+    auto unique_sorted = [](std::vector<int64_t>& v) {
+      std::sort(v.begin(), v.end());
+      v.erase(std::unique(v.begin(), v.end()), v.end());
+    };
+    unique_sorted(touched);
+    unique_sorted(previous_ids);
+    const auto& persons = graph.persons();
+    auto records_of = [&](int64_t id) -> int64_t {
+      auto it = std::lower_bound(persons.begin(), persons.end(), std::make_pair(id, int64_t(0)));
+      return it != persons.end() && it->first == id ? it->second : -1;
+    };
+    ArrayBatch erase("DELETE FROM cdp.persons WHERE person_id = ANY ($1::int8[])", "i");
+    ArrayBatch upsert(
+        "INSERT INTO cdp.persons AS p (person_id, first_run, last_changed_run, records) "
+        "SELECT u.id, u.run, u.run, u.n FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::int8[])) AS u(id, n, run) "
+        "ON CONFLICT (person_id) DO UPDATE SET records = EXCLUDED.records, last_changed_run = EXCLUDED.last_changed_run",
+        "iii");
+    for (int64_t id : touched) {
+      const int64_t n = records_of(id);
+      if (n < 0) {
+        erase.int8(0, id);
+        erase.row_done();
+      } else {
+        upsert.int8(0, id);
+        upsert.int8(1, n);
+        upsert.int8(2, run_id);
+        upsert.row_done();
+      }
+    }
+    erase.flush();
+    upsert.flush();
+  }
+  // person_identifiers: rows that changed, rows that are gone.
+  {
+    ArrayBatch erase(
+        "DELETE FROM cdp.person_identifiers p USING ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(t, v) "
+        "WHERE p.id_type = u.t AND p.id_value = u.v",
+        "tt");
+    for (const Gone& g : gone_identifiers) {
+      erase.text(0, g.type);
+      erase.text(1, g.value);
+      erase.row_done();
+    }
+    erase.flush();
+    ArrayBatch upsert(
+        "INSERT INTO cdp.person_identifiers AS p (id_type, id_value, person_id, status, reason, records, "
+        "first_seen, last_seen) "
+        "SELECT u.t, u.v, NULLIF(u.p, 0), CASE WHEN u.r = '' THEN 'linked' ELSE 'excluded' END, NULLIF(u.r, ''), "
+        "u.n, u.f, u.l FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[]), pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::int8[]), "
+        "pg_catalog.unnest($6::timestamptz[]), pg_catalog.unnest($7::timestamptz[])) AS u(t, v, p, r, n, f, l) "
+        "ON CONFLICT (id_type, id_value) DO UPDATE SET person_id = EXCLUDED.person_id, status = EXCLUDED.status, "
+        "reason = EXCLUDED.reason, records = EXCLUDED.records, first_seen = EXCLUDED.first_seen, "
+        "last_seen = EXCLUDED.last_seen",
+        "ttitiTT");
+    for (int32_t identifier = 0; identifier < graph.identifier_count(); ++identifier) {
+      interrupts.tick();
+      const int64_t person = graph.identifier_person(identifier);
+      const char* reason = identity::reason_name(graph.identifier_reason(identifier));
+      const int64_t records = graph.identifier_records(identifier);
+      const int64_t first = graph.identifier_first_seen(identifier), last = graph.identifier_last_seen(identifier);
+      std::string fingerprint = std::to_string(person) + '/' + reason + '/' + std::to_string(records) + '/' +
+                                std::to_string(first) + '/' + std::to_string(last);
+      if (previous_row[identifier] == (identity::hash_bytes(fingerprint) | 1)) continue;
+      upsert.text(0, graph.types()[graph.identifier_type(identifier)].name);
+      upsert.text(1, graph.identifier_value(identifier));
+      upsert.int8(2, person);
+      upsert.text(3, reason);
+      upsert.int8(4, records);
+      upsert.int8(5, first);
+      upsert.int8(6, last);
+      upsert.row_done();
+    }
+    upsert.flush();
+  }
+  // identity_cuts: current state, small.
+  {
+    spi_run("DELETE FROM cdp.identity_cuts");
+    ArrayBatch insert(
+        "INSERT INTO cdp.identity_cuts (id_type, id_value, source, source_key, conflict_type, identifier_person, "
+        "record_person, run_id) SELECT u.t, u.v, u.s, u.k, u.c, NULLIF(u.ip, 0), u.rp, u.run "
+        "FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::int8[]), pg_catalog.unnest($7::int8[]), "
+        "pg_catalog.unnest($8::int8[])) AS u(t, v, s, k, c, ip, run, rp)",
+        "tttttiii");
+    for (const identity::Cut& cut : graph.cuts()) {
+      insert.text(0, graph.types()[graph.identifier_type(cut.identifier)].name);
+      insert.text(1, graph.identifier_value(cut.identifier));
+      insert.text(2, graph.record_source(cut.record));
+      insert.text(3, graph.record_key(cut.record));
+      insert.text(4, graph.types()[cut.conflict_type].name);
+      insert.int8(5, graph.identifier_person(cut.identifier));
+      insert.int8(6, run_id);
+      insert.int8(7, graph.record_person(cut.record));
+      insert.row_done();
+    }
+    insert.flush();
+  }
+  // merge_history.
+  {
+    ArrayBatch insert(
+        "INSERT INTO cdp.merge_history (run_id, kind, from_person, to_person, id_type, id_value) "
+        "SELECT u.run, u.k, u.f, u.t, NULLIF(u.it, ''), NULLIF(u.iv, '') FROM ROWS FROM (pg_catalog.unnest($1::int8[]), "
+        "pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[]), pg_catalog.unnest($4::int8[]), pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::text[])) AS u(run, k, f, t, it, iv)",
+        "itiitt");
+    for (const identity::Event& e : graph.events()) {
+      insert.int8(0, run_id);
+      insert.text(1, e.kind == identity::EventKind::kMerge ? "merge" : "split");
+      insert.int8(2, e.from_person);
+      insert.int8(3, e.to_person);
+      if (e.identifier >= 0) {
+        insert.text(4, graph.types()[graph.identifier_type(e.identifier)].name);
+        insert.text(5, graph.identifier_value(e.identifier));
+      } else {
+        insert.text(4, "");
+        insert.text(5, "");
+      }
+      insert.row_done();
+    }
+    insert.flush();
+  }
+  phases.lap("write");
+  (void)unknown_links;
+}
+
+int64_t start_run(const char* kind, Oid relation, bool full_rebuild) {
+  spi_run("SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+          {SpiArg{INT4OID, Int32GetDatum(kLockClass), false}, SpiArg{INT4OID, Int32GetDatum(kLockObject), false}});
+  std::vector<SpiArg> params{text_param(kind), oid_param(relation), bool_param(full_rebuild)};
+  if (relation == InvalidOid) params[1].is_null = true;
+  spi_run(
+      "INSERT INTO cdp.merge_runs (kind, observations, full_rebuild) VALUES ($1, $2::pg_catalog.regclass, $3) "
+      "RETURNING run_id",
+      params);
+  return result_int64(0, 1);
+}
+
+void finish_run(int64_t run_id, const identity::ResolveStats& s, const Skipped& skipped, int64_t read,
+                int64_t new_links, bool has_hwm, int64_t hwm, const MemoryGuard& memory, const Phases& phases) {
+  const std::string excluded = "{\"invalid\": " + std::to_string(s.invalid) + ", \"blocklist\": " +
+                               std::to_string(s.blocklisted) + ", \"hub\": " + std::to_string(s.hubs) +
+                               ", \"conflict_cut\": " + std::to_string(s.conflict_cut_identifiers) + "}";
+  std::vector<SpiArg> p{int8_param(run_id),      int8_param(read),       int8_param(new_links),
+                       SpiArg{TIMESTAMPTZOID, Int64GetDatum(hwm), !has_hwm},
+                       text_param(skipped.json()), int8_param(s.links),   int8_param(s.records),
+                       int8_param(s.identifiers), int8_param(s.persons), int8_param(s.new_persons),
+                       int8_param(s.merges),      int8_param(s.splits),   int8_param(s.cut_links),
+                       text_param(excluded),      SpiArg{FLOAT8OID, Float8GetDatum(s.jitter()), false},
+                       int8_param(static_cast<int64_t>(memory.peak()))};
+  p.push_back(text_param(phases.json()));
+  spi_run(
+      "UPDATE cdp.merge_runs SET finished_at = pg_catalog.clock_timestamp(), status = 'ok', observations_read = $2, "
+      "new_observations = $3, high_water_mark = $4, skipped = $5::jsonb, links = $6, records = $7, "
+      "identifiers = $8, persons = $9, new_persons = $10, merges = $11, splits = $12, cut_links = $13, "
+      "excluded = $14::jsonb, jitter = $15, memory_bytes = $16, phase_ms = $17::jsonb WHERE run_id = $1",
+      p);
+}
+
+void connect() {
+  pg_call([] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  });
+}
+void disconnect() {
+  pg_call([] { SPI_finish(); });
+}
+
+Interrupts pg_interrupts() {
+  return Interrupts([] { check_for_interrupts(); });
+}
+
+// The person-forming part shared by merge and erasure runs.
+void recompute(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory, Phases& phases,
+               const Skipped& skipped, int64_t read, int64_t new_links, bool has_hwm, int64_t hwm) {
+  identity::ResolveStats stats;
+  resolve_and_write(run_id, config, interrupts, memory, phases, stats);
+  finish_run(run_id, stats, skipped, read, new_links, has_hwm, hwm, memory, phases);
+  notice("merge_identities: wrote results in " + std::to_string(phases.ms.back().second) + " ms (total " +
+         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - phases.start).count()) +
+         " ms, peak memory " + std::to_string(memory.peak() / 1024) + " kB)");
+}
+
+// Normalises (type, raw value) with the stored rules; throws 22023 for an unknown type.
+identity::Normalised normalise_one(const Config& config, std::string_view type_name, std::string_view raw,
+                                   int* type_out = nullptr) {
+  IdentityGraph probe(config.types);
+  const int type = probe.type_index(type_name);
+  if (type < 0)
+    fail(sqlstate::kInvalidParameterValue, "unknown id_type \"" + std::string(type_name) + "\"", {},
+         "cdp.identifier_types lists the identifier types.");
+  identity::ValueNormaliser normaliser(config.phone_region);
+  identity::Normalised out;
+  normaliser.normalise(probe.types()[type].normaliser, raw, out);
+  if (type_out) *type_out = type;
+  return out;
+}
+
+std::string arg_text(FunctionCallInfo fcinfo, int n) {
+  struct Span {
+    const char* data;
+    int len;
+  };
+  Span span = pg_call([&]() -> Span {
+    text* t = PG_GETARG_TEXT_PP(n);
+    return Span{VARDATA_ANY(t), static_cast<int>(VARSIZE_ANY_EXHDR(t))};
+  });
+  return std::string(span.data, span.len);
+}
+
+void require_args(FunctionCallInfo fcinfo, int count, const char* what) {
+  for (int i = 0; i < count; ++i)
+    if (PG_ARGISNULL(i)) fail(sqlstate::kNullValueNotAllowed, std::string(what) + " must not be NULL");
+}
+
+}  // namespace
+}  // namespace cdp::pg
+
+using namespace cdp::pg;
+
+extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
+  return guarded([&]() -> Datum {
+    if (PG_ARGISNULL(0)) fail(cdp::sqlstate::kNullValueNotAllowed, "observations must not be NULL");
+    const Oid relation = PG_GETARG_OID(0);
+    const bool full_rebuild = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+    connect();
+    Phases phases;
+    cdp::Interrupts interrupts = pg_interrupts();
+    MemoryGuard memory;
+    const int64_t run_id = start_run("merge", relation, full_rebuild);
+    const Config config = load_config();
+    Skipped skipped;
+    int64_t read = 0, new_links = 0, hwm = 0;
+    bool has_hwm = false;
+    ingest(relation, full_rebuild, config, interrupts, memory, skipped, read, new_links, hwm, has_hwm);
+    phases.lap("read");
+    notice("merge_identities: read " + std::to_string(read) + " observations (" + std::to_string(new_links) +
+           " new or updated links, " +
+           std::to_string(skipped.null_field + skipped.empty + skipped.too_long) + " skipped) in " +
+           std::to_string(phases.ms.back().second) + " ms");
+    recompute(run_id, config, interrupts, memory, phases, skipped, read, new_links, has_hwm, hwm);
+    disconnect();
+    PG_RETURN_VOID();
+  });
+}
+
+extern "C" Datum cdp_forget_identifier(PG_FUNCTION_ARGS) {
+  return guarded([&]() -> Datum {
+    require_args(fcinfo, 2, "id_type and id_value");
+    const std::string type_name = arg_text(fcinfo, 0), raw = arg_text(fcinfo, 1);
+    connect();
+    Phases phases;
+    cdp::Interrupts interrupts = pg_interrupts();
+    MemoryGuard memory;
+    const int64_t run_id = start_run("forget", InvalidOid, false);
+    const Config config = load_config();
+    const cdp::identity::Normalised value = normalise_one(config, type_name, raw);
+    if (value.outcome == cdp::identity::Outcome::kEmpty)
+      fail(cdp::sqlstate::kInvalidParameterValue, "id_value is empty");
+    const std::vector<SpiArg> key{text_param(type_name), text_param(value.value)};
+    spi_run(
+        "INSERT INTO cdp.identity_tombstones (kind, key_sha256) VALUES ('identifier', "
+        "pg_catalog.sha256(pg_catalog.convert_to($1, 'UTF8') || '\\x00'::bytea || pg_catalog.convert_to($2, 'UTF8'))) "
+        "ON CONFLICT DO NOTHING",
+        key);
+    spi_run("DELETE FROM cdp.identity_links WHERE id_type = $1 AND id_value = $2", key);
+    spi_run("DELETE FROM cdp.identity_cuts WHERE id_type = $1 AND id_value = $2", key);
+    spi_run("UPDATE cdp.merge_history SET id_value = NULL WHERE id_type = $1 AND id_value = $2", key);
+    phases.lap("erase");
+    recompute(run_id, config, interrupts, memory, phases, Skipped{}, 0, 0, false, 0);
+    disconnect();
+    PG_RETURN_VOID();
+  });
+}
+
+extern "C" Datum cdp_forget_person(PG_FUNCTION_ARGS) {
+  return guarded([&]() -> Datum {
+    require_args(fcinfo, 1, "person_id");
+    const int64_t person = PG_GETARG_INT64(0);
+    connect();
+    Phases phases;
+    cdp::Interrupts interrupts = pg_interrupts();
+    MemoryGuard memory;
+    const int64_t run_id = start_run("forget", InvalidOid, false);
+    const Config config = load_config();
+    const std::vector<SpiArg> key{int8_param(person)};
+    spi_run("SELECT FROM cdp.persons WHERE person_id = $1", key);
+    if (SPI_processed == 0)
+      fail(cdp::sqlstate::kUndefinedObject, "person " + std::to_string(person) + " does not exist");
+    spi_run(
+        "INSERT INTO cdp.identity_tombstones (kind, key_sha256) "
+        "SELECT 'identifier', pg_catalog.sha256(pg_catalog.convert_to(id_type, 'UTF8') || '\\x00'::bytea || "
+        "pg_catalog.convert_to(id_value, 'UTF8')) FROM cdp.person_identifiers WHERE person_id = $1 "
+        "UNION SELECT 'record', pg_catalog.sha256(pg_catalog.convert_to(source, 'UTF8') || '\\x00'::bytea || "
+        "pg_catalog.convert_to(source_key, 'UTF8')) FROM cdp.identity_map WHERE person_id = $1 "
+        "ON CONFLICT DO NOTHING",
+        key);
+    spi_run(
+        "DELETE FROM cdp.identity_links l USING cdp.identity_map m "
+        "WHERE m.person_id = $1 AND l.source = m.source AND l.source_key = m.source_key",
+        key);
+    spi_run(
+        "DELETE FROM cdp.identity_links l USING cdp.person_identifiers p "
+        "WHERE p.person_id = $1 AND l.id_type = p.id_type AND l.id_value = p.id_value",
+        key);
+    spi_run(
+        "UPDATE cdp.merge_history h SET id_value = NULL FROM cdp.person_identifiers p "
+        "WHERE p.person_id = $1 AND h.id_type = p.id_type AND h.id_value = p.id_value",
+        key);
+    spi_run("DELETE FROM cdp.identity_cuts WHERE identifier_person = $1 OR record_person = $1", key);
+    phases.lap("erase");
+    recompute(run_id, config, interrupts, memory, phases, Skipped{}, 0, 0, false, 0);
+    disconnect();
+    PG_RETURN_VOID();
+  });
+}
+
+extern "C" Datum cdp_normalize_identifier(PG_FUNCTION_ARGS) {
+  return guarded([&]() -> Datum {
+    const std::string type_name = arg_text(fcinfo, 0), raw = arg_text(fcinfo, 1);
+    connect();
+    const Config config = load_config();
+    disconnect();
+    const cdp::identity::Normalised value = normalise_one(config, type_name, raw);
+    if (value.outcome != cdp::identity::Outcome::kOk) PG_RETURN_NULL();
+    return pg_call([&]() -> Datum {
+      return PointerGetDatum(cstring_to_text_with_len(value.value.data(), value.value.size()));
+    });
+  });
+}

@@ -1,0 +1,216 @@
+
+-- ===================================================================================================
+-- Identity merge (docs/identity.md): one stable person id across cookies, emails, phones, accounts.
+-- ===================================================================================================
+
+-- Rules as data ------------------------------------------------------------------------------------
+
+CREATE TABLE cdp.identifier_types (
+  id_type        text PRIMARY KEY CHECK (id_type <> '' AND pg_catalog.length(id_type) <= 63),
+  normaliser     text NOT NULL DEFAULT 'trim' CHECK (normaliser IN ('trim', 'lower', 'email', 'phone')),
+  max_per_person integer CHECK (max_per_person IS NULL OR max_per_person >= 1),
+  priority       integer NOT NULL DEFAULT 0,
+  hub_threshold  bigint CHECK (hub_threshold IS NULL OR hub_threshold >= 1),
+  description    text
+);
+COMMENT ON TABLE cdp.identifier_types IS
+  'Identity merge: the identifier types merge_identities accepts, how each is normalised, how many distinct values one person may hold (NULL = any), its priority (higher links first and wins conflicts) and its hub threshold (a value carried by more records links nobody; NULL = no cap)';
+INSERT INTO cdp.identifier_types (id_type, normaliser, max_per_person, priority, hub_threshold, description) VALUES
+  ('customer_id',  'trim',  1,    100, NULL, 'shop account id; one per person, never capped (a customer may have many orders)'),
+  ('loyalty_id',   'trim',  1,     90, NULL, 'loyalty card or programme number; one per person'),
+  ('email',        'email', NULL,  80, 500,  'e-mail address; gmail dots and +tags folded'),
+  ('phone',        'phone', NULL,  70, 500,  'phone number in E.164; numbers without +country use the default region'),
+  ('anonymous_id', 'trim',  NULL,  30, 1000, 'web/app cookie or anonymous id'),
+  ('device_id',    'lower', NULL,  20, 200,  'device or advertising id; shared devices are capped as hubs');
+SELECT pg_catalog.pg_extension_config_dump('cdp.identifier_types', '');
+
+CREATE TABLE cdp.identifier_blocklist (
+  id_type text REFERENCES cdp.identifier_types (id_type) ON UPDATE CASCADE ON DELETE CASCADE,
+  value   text NOT NULL CHECK (value <> ''),
+  match   text NOT NULL DEFAULT 'exact' CHECK (match IN ('exact', 'like')),
+  reason  text NOT NULL DEFAULT 'junk value',
+  UNIQUE NULLS NOT DISTINCT (id_type, value, match)
+);
+COMMENT ON TABLE cdp.identifier_blocklist IS
+  'Identity merge: junk identifier values that link nobody. id_type NULL applies to every type; match = exact compares the normalised value, match = like is an SQL LIKE pattern (% and _, backslash escapes) on it; both case-insensitive. Changes take effect on the next run, incremental or not';
+INSERT INTO cdp.identifier_blocklist (id_type, value, match, reason) VALUES
+  (NULL, 'null', 'exact', 'placeholder'), (NULL, 'none', 'exact', 'placeholder'), (NULL, 'n/a', 'exact', 'placeholder'),
+  (NULL, 'na', 'exact', 'placeholder'), (NULL, 'unknown', 'exact', 'placeholder'), (NULL, 'undefined', 'exact', 'placeholder'),
+  (NULL, 'nil', 'exact', 'placeholder'), (NULL, '(null)', 'exact', 'placeholder'), (NULL, '-', 'exact', 'placeholder'),
+  (NULL, '0', 'exact', 'placeholder'), (NULL, 'test', 'exact', 'placeholder'), (NULL, 'not provided', 'exact', 'placeholder'),
+  (NULL, '00000000-0000-0000-0000-000000000000', 'exact', 'zero uuid'),
+  ('email', 'test@test.com', 'exact', 'test address'), ('email', 'test@example.com', 'exact', 'test address'),
+  ('email', 'email@email.com', 'exact', 'test address'), ('email', 'a@a.com', 'exact', 'test address'),
+  ('email', 'asdf@asdf.com', 'exact', 'test address'), ('email', 'x@x.com', 'exact', 'test address'),
+  ('email', '%@example.com', 'like', 'reserved domain'), ('email', '%@example.org', 'like', 'reserved domain'),
+  ('email', '%@example.net', 'like', 'reserved domain'), ('email', '%@test.com', 'like', 'test domain'),
+  ('email', 'noemail@%', 'like', 'no address given'), ('email', 'no-email@%', 'like', 'no address given'),
+  ('email', 'noreply@%', 'like', 'no address given'), ('email', 'no-reply@%', 'like', 'no address given'),
+  ('email', 'none@%', 'like', 'no address given'), ('email', 'nobody@%', 'like', 'no address given'),
+  ('email', 'null@%', 'like', 'no address given'),
+  ('phone', '0000000000', 'exact', 'placeholder number'), ('phone', '1234567890', 'exact', 'placeholder number'),
+  ('phone', '9999999999', 'exact', 'placeholder number'), ('phone', '+10000000000', 'exact', 'placeholder number'),
+  ('phone', '+11234567890', 'exact', 'placeholder number'), ('phone', '+19999999999', 'exact', 'placeholder number'),
+  ('phone', '+15555555555', 'exact', 'placeholder number'),
+  ('customer_id', '-1', 'exact', 'placeholder id'), ('loyalty_id', '-1', 'exact', 'placeholder id');
+SELECT pg_catalog.pg_extension_config_dump('cdp.identifier_blocklist', '');
+
+CREATE TABLE cdp.identity_settings (
+  singleton            boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  default_phone_region text NOT NULL DEFAULT 'US' CHECK (default_phone_region ~ '^[A-Z]{2}$')
+);
+COMMENT ON TABLE cdp.identity_settings IS
+  'Identity merge: one-row settings; default_phone_region is the ISO 3166 region for phone numbers written without +country code';
+INSERT INTO cdp.identity_settings DEFAULT VALUES;
+SELECT pg_catalog.pg_extension_config_dump('cdp.identity_settings', '');
+
+-- Results ------------------------------------------------------------------------------------------
+
+CREATE SEQUENCE cdp.person_id_seq AS bigint;
+COMMENT ON SEQUENCE cdp.person_id_seq IS
+  'Identity merge: person ids; only merge runs draw from it (under their lock), so ids are never reused';
+
+CREATE TABLE cdp.merge_runs (
+  run_id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  started_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  finished_at        timestamptz,
+  kind               text NOT NULL CHECK (kind IN ('merge', 'forget')),
+  observations       regclass,
+  full_rebuild       boolean NOT NULL,
+  status             text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'ok')),
+  observations_read  bigint,
+  new_observations   bigint,
+  high_water_mark    timestamptz,
+  skipped            jsonb,
+  links              bigint,
+  records            bigint,
+  identifiers        bigint,
+  persons            bigint,
+  new_persons        bigint,
+  merges             bigint,
+  splits             bigint,
+  cut_links          bigint,
+  excluded           jsonb,
+  jitter             double precision,
+  memory_bytes       bigint,
+  phase_ms           jsonb
+);
+COMMENT ON TABLE cdp.merge_runs IS
+  'Identity merge: one row per successful run (a failed run is rolled back whole): counts read and skipped, links, records, persons, merges, splits, cut links, exclusions by reason, jitter (share of previously known records whose person changed), peak memory and milliseconds per phase';
+
+COMMENT ON SEQUENCE cdp.merge_runs_run_id_seq IS 'Identity merge: run ids of cdp.merge_runs';
+
+CREATE TABLE cdp.persons (
+  person_id    bigint PRIMARY KEY,
+  created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  first_run    bigint NOT NULL,
+  last_changed_run bigint NOT NULL,
+  records      bigint NOT NULL
+);
+COMMENT ON TABLE cdp.persons IS
+  'Identity merge: one row per person; ids come from cdp.person_id_seq and are never reused';
+
+CREATE TABLE cdp.identity_map (
+  source     text NOT NULL,
+  source_key text NOT NULL,
+  person_id  bigint NOT NULL,
+  PRIMARY KEY (source, source_key)
+);
+CREATE INDEX identity_map_person_idx ON cdp.identity_map (person_id);
+COMMENT ON TABLE cdp.identity_map IS 'Identity merge: the person of every record (source, source_key)';
+
+CREATE TABLE cdp.person_identifiers (
+  id_type    text NOT NULL,
+  id_value   text NOT NULL,
+  person_id  bigint,
+  status     text NOT NULL CHECK (status IN ('linked', 'excluded')),
+  reason     text CHECK (reason IN ('invalid', 'blocklist', 'hub', 'conflict_cut')),
+  records    bigint NOT NULL,
+  first_seen timestamptz,
+  last_seen  timestamptz,
+  PRIMARY KEY (id_type, id_value)
+);
+CREATE INDEX person_identifiers_person_idx ON cdp.person_identifiers (person_id);
+COMMENT ON TABLE cdp.person_identifiers IS
+  'Identity merge: every normalised identifier value, the person it belongs to (NULL when excluded), how many records carry it, first/last seen, and why it links nobody (invalid, blocklist, hub, conflict_cut)';
+
+CREATE TABLE cdp.identity_cuts (
+  id_type        text NOT NULL,
+  id_value       text NOT NULL,
+  source         text NOT NULL,
+  source_key     text NOT NULL,
+  conflict_type  text NOT NULL,
+  identifier_person bigint,
+  record_person  bigint NOT NULL,
+  run_id         bigint NOT NULL,
+  PRIMARY KEY (id_type, id_value, source, source_key)
+);
+COMMENT ON TABLE cdp.identity_cuts IS
+  'Identity merge: links cut by the per-type limit (current state): the weaker identifier would have given one person more distinct conflict_type values than allowed, so it does not join this record';
+
+CREATE TABLE cdp.merge_history (
+  run_id      bigint NOT NULL,
+  kind        text NOT NULL CHECK (kind IN ('merge', 'split')),
+  from_person bigint NOT NULL,
+  to_person   bigint NOT NULL,
+  id_type     text,
+  id_value    text,
+  at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX merge_history_from_idx ON cdp.merge_history (from_person);
+CREATE INDEX merge_history_to_idx ON cdp.merge_history (to_person);
+COMMENT ON TABLE cdp.merge_history IS
+  'Identity merge: every merge (from_person''s id retired into to_person) and split (records of from_person moved to to_person), with the identifier that caused it (NULL when it was erased)';
+
+-- State for incremental runs ------------------------------------------------------------------------
+
+CREATE TABLE cdp.identity_links (
+  source     text NOT NULL,
+  source_key text NOT NULL,
+  id_type    text NOT NULL,
+  id_value   text NOT NULL,
+  valid      boolean NOT NULL,
+  first_seen timestamptz NOT NULL,
+  last_seen  timestamptz NOT NULL,
+  PRIMARY KEY (source, source_key, id_type, id_value)
+);
+COMMENT ON TABLE cdp.identity_links IS
+  'Identity merge: the de-duplicated normalised links (record carries identifier) of all runs; each run adds its new observations and recomputes persons over all of them';
+
+CREATE TABLE cdp.identity_tombstones (
+  kind        text NOT NULL CHECK (kind IN ('identifier', 'record')),
+  key_sha256  bytea NOT NULL,
+  forgotten_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  PRIMARY KEY (kind, key_sha256)
+);
+COMMENT ON TABLE cdp.identity_tombstones IS
+  'Identity merge: SHA-256 of erased identifiers (id_type || '':'' || normalised value) and records (source || '':'' || source_key); later runs never link them again';
+
+-- Functions -----------------------------------------------------------------------------------------
+
+CREATE PROCEDURE cdp.merge_identities(observations regclass, full_rebuild boolean DEFAULT false)
+  LANGUAGE c AS 'MODULE_PATHNAME', 'cdp_merge_identities';
+COMMENT ON PROCEDURE cdp.merge_identities(regclass, boolean) IS
+  'Identity merge: reads observations(source, source_key, id_type, id_value, observed_at) with the caller''s privileges (only rows not older than the previous run''s high-water mark unless full_rebuild), and rewrites persons, identity_map, person_identifiers, identity_cuts, merge_history and merge_runs in the caller''s transaction';
+
+CREATE FUNCTION cdp.normalize_identifier(id_type text, id_value text) RETURNS text
+  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'cdp_normalize_identifier';
+COMMENT ON FUNCTION cdp.normalize_identifier(text, text) IS
+  'Identity merge: the normalised value merge_identities stores for a raw identifier; NULL when empty or invalid (e.g. not a valid phone number)';
+
+CREATE FUNCTION cdp.person_id(id_type text, id_value text) RETURNS bigint
+  LANGUAGE sql STABLE STRICT PARALLEL SAFE
+  RETURN (SELECT pi.person_id FROM cdp.person_identifiers pi
+           WHERE pi.id_type = $1 AND pi.id_value = cdp.normalize_identifier($1, $2) AND pi.status = 'linked');
+COMMENT ON FUNCTION cdp.person_id(text, text) IS
+  'Identity merge: the person of a raw identifier value (normalised as merge_identities does); NULL when unknown or excluded';
+
+CREATE PROCEDURE cdp.forget_identifier(id_type text, id_value text)
+  LANGUAGE c AS 'MODULE_PATHNAME', 'cdp_forget_identifier';
+COMMENT ON PROCEDURE cdp.forget_identifier(text, text) IS
+  'Identity merge erasure: removes a raw identifier (normalised) from all pg_cdp tables, recomputes persons (splitting what depended on it) and records a SHA-256 tombstone so later runs never link it again';
+
+CREATE PROCEDURE cdp.forget_person(person_id bigint)
+  LANGUAGE c AS 'MODULE_PATHNAME', 'cdp_forget_person';
+COMMENT ON PROCEDURE cdp.forget_person(bigint) IS
+  'Identity merge erasure: removes a person, its records and its identifiers from all pg_cdp tables and tombstones them so later runs never link them again';
