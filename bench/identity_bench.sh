@@ -9,6 +9,7 @@
 # Usage: bash bench/identity_bench.sh
 #   env: COMPARE_RECORDS (1550000) FULL_RECORDS (10000000, 0 = skip) REPEATS (3) LP_SECONDS (300)
 #        SMALL_RECORDS (20000) SMALL_CHAIN (100) CHAIN (10000) PGR_FULL (0; 1 = pgRouting at full scale too)
+#        CDP_MEMORY (4GB: maintenance_work_mem, pg_cdp's memory limit; the peak actually used is reported)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
@@ -21,6 +22,7 @@ SMALL_RECORDS=${SMALL_RECORDS:-20000}
 SMALL_CHAIN=${SMALL_CHAIN:-100}
 CHAIN=${CHAIN:-10000}
 PGR_FULL=${PGR_FULL:-0}
+CDP_MEMORY=${CDP_MEMORY:-4GB}                # maintenance_work_mem: pg_cdp's memory limit for the run
 OUT="$CDP_STATE/identity_bench"             # logs of this run
 mkdir -p "$OUT"
 
@@ -71,7 +73,8 @@ cdp_reset() {
 cdp_run() {
   local label=$1 schema=$2 full=$3 log="$OUT/cdp_$1.log"
   psql_q -At >"$log" 2>&1 <<SQL
-SET statement_timeout = '15min';
+SET statement_timeout = '20min';
+SET maintenance_work_mem = '$CDP_MEMORY';
 SELECT pg_backend_pid() AS pid \gset
 \setenv CDP_PID :pid
 \! grep VmHWM /proc/\$CDP_PID/status | awk '{print "rss_before_kb=" \$2}'
@@ -100,12 +103,13 @@ pgr_run() {
   echo $((t1 - t0))
 }
 
-generate() {  # generate <schema> <records> <chain>
+generate() {  # generate <schema> <records> <chain> [no_links]
   local t0 t1
   log "generating $2 records into $1 (chain $3)"
   t0=$(now_ms)
   psql_q -v schema="$1" -v records="$2" -v chain="$3" -f bench/identity_generate.sql
   t1=$(now_ms); echo "generated in $(secs $((t1 - t0))) s"
+  [ "${4:-}" = no_links ] && return 0
   t0=$(now_ms)
   psql_q -v schema="$1" -f bench/identity_links.sql
   t1=$(now_ms); echo "links (integer edge table for pgRouting / label propagation) built in $(secs $((t1 - t0))) s"
@@ -198,9 +202,9 @@ sql "DROP SCHEMA $SS CASCADE" >/dev/null
 # 3. Full scale: 10M records, full run with peak memory, incremental run, full rebuild = incremental.
 if [ "$FULL_RECORDS" != 0 ]; then
   F=bench_identity
-  generate $F "$FULL_RECORDS" "$CHAIN"
+  if [ "$PGR_FULL" = 1 ]; then generate $F "$FULL_RECORDS" "$CHAIN"; else generate $F "$FULL_RECORDS" "$CHAIN" no_links; fi
   FIG[full_links]=$(sql "SELECT count(*) FROM $F.observations")
-  FIG[full_records]=$(sql "SELECT count(*) FROM $F.record_vertex")
+  FIG[full_records]=$(sql "SELECT count(*) FROM $F.truth WHERE NOT increment")
   FIG[full_inc_obs]=$(sql "SELECT count(*) FROM $F.observations_increment")
   if [ "$PGR_FULL" = 1 ]; then FIG[full_pgr]=$(pgr_run $F); sql "DROP TABLE $F.pgr_result" >/dev/null; fi
   sql "DROP TABLE IF EXISTS $F.pgr_result, $F.lp_label" >/dev/null

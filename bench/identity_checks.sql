@@ -83,7 +83,8 @@ SELECT count(*) FILTER (WHERE persons > 1) = 0, 'format variants merge (' || id_
 INSERT INTO check_results (ok, name, detail)
 SELECT count(*) FILTER (WHERE p1 IS NULL OR p1 IS DISTINCT FROM p2) = 0, 'person_id() agrees across spellings',
        format('%s spelling pairs, %s disagree: %s', count(*), count(*) FILTER (WHERE p1 IS NULL OR p1 IS DISTINCT FROM p2),
-              coalesce(string_agg(format('%L/%L', a, b), ' ') FILTER (WHERE p1 IS NULL OR p1 IS DISTINCT FROM p2), '-'))
+              coalesce(array_to_string((array_agg(format('%L/%L', a, b) ORDER BY a, b)
+                                        FILTER (WHERE p1 IS NULL OR p1 IS DISTINCT FROM p2))[1:5], ' '), '-'))
   FROM (SELECT a, b, cdp.person_id(t, a) AS p1, cdp.person_id(t, b) AS p2
           FROM (SELECT DISTINCT ON (o1.id_type, o1.id_value) o1.id_type AS t, o1.id_value AS a, o2.id_value AS b
                   FROM observations o1 JOIN check_map c1 USING (source, source_key)

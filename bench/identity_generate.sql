@@ -57,7 +57,7 @@ SELECT p AS person,
        random() < 0.55 AS has_customer,
        random() < 0.20 AS has_loyalty,
        random() < 0.40 AS has_device
-  FROM generate_series(1, :persons) AS p
+  FROM generate_series(1::bigint, :persons) AS p
   JOIN first_names f ON f.n = 1 + p % 20
   JOIN last_names l ON l.n = 1 + (p / 20) % 20
   JOIN email_domains d ON d.n = 1 + (p / 400) % 8;
@@ -198,7 +198,7 @@ SELECT CASE WHEN newcomer OR random() < 0.6 THEN 'web' ELSE 'orders' END, 'inc-'
        CASE WHEN phone7 IS NOT NULL AND random() < 0.3 THEN 'phone' END,
        CASE WHEN phone7 IS NOT NULL THEN pg_temp.phone_form('7', phone7, pg_temp.variant(random())) END
   FROM (SELECT i, i % 10 < 3 AS newcomer, p.*
-          FROM generate_series(1, (:records * :increment_pct / 100)::bigint) AS i
+          FROM generate_series(1::bigint, (:records * :increment_pct / 100)::bigint) AS i
           JOIN people p ON p.person = 1 + (i * 104729) % :persons) x;
 -- newcomers: a person of their own, no known identifiers
 UPDATE recs SET person = :persons + 2 * :conflict_pairs + 1 + substr(source_key, 5)::bigint,
