@@ -126,6 +126,32 @@ bool like_match(std::string_view text, std::string_view pattern) {
   return p == pattern.size();
 }
 
+namespace {
+// Blocklist key: one byte for the type (0 = any type), then the lower-cased value.
+void blocklist_key(std::string& key, int type, std::string_view lowered) {
+  key.assign(1, static_cast<char>(static_cast<unsigned char>(type + 1)));
+  key.append(lowered);
+}
+// '%literal', 'literal%', '%literal%' and plain literals need no general matcher.
+bool is_simple_like(std::string_view pattern) {
+  if (pattern.find_first_of("_\\") != std::string_view::npos) return false;
+  std::string_view inner = pattern;
+  if (!inner.empty() && inner.front() == '%') inner.remove_prefix(1);
+  if (!inner.empty() && inner.back() == '%') inner.remove_suffix(1);
+  return inner.find('%') == std::string_view::npos;
+}
+bool simple_like_match(std::string_view text, std::string_view pattern) {
+  const bool any_prefix = !pattern.empty() && pattern.front() == '%';
+  if (any_prefix) pattern.remove_prefix(1);
+  const bool any_suffix = !pattern.empty() && pattern.back() == '%';
+  if (any_suffix) pattern.remove_suffix(1);
+  if (any_prefix && any_suffix) return text.find(pattern) != std::string_view::npos;
+  if (any_prefix) return text.size() >= pattern.size() && text.substr(text.size() - pattern.size()) == pattern;
+  if (any_suffix) return text.substr(0, pattern.size()) == pattern;
+  return text == pattern;
+}
+}  // namespace
+
 void Blocklist::add(Entry entry) {
   boost::algorithm::to_lower(entry.pattern);
   if (entry.reason.empty()) entry.reason = "blocklist";
@@ -133,7 +159,8 @@ void Blocklist::add(Entry entry) {
   if (entry.is_like) {
     like_entries_.push_back(index);
   } else {
-    exact_.emplace(std::to_string(entry.type) + '\x1f' + entry.pattern, index);
+    blocklist_key(key_, entry.type, entry.pattern);
+    exact_.emplace(key_, index);
   }
   entries_.push_back(std::move(entry));
 }
@@ -143,15 +170,16 @@ const std::string* Blocklist::match(int type, std::string_view value) const {
   lowered_.assign(value);
   boost::algorithm::to_lower(lowered_);
   for (int t : {type, -1}) {
-    key_ = std::to_string(t);
-    key_ += '\x1f';
-    key_ += lowered_;
+    blocklist_key(key_, t, lowered_);
     auto it = exact_.find(key_);
     if (it != exact_.end()) return &entries_[it->second].reason;
   }
   for (std::size_t index : like_entries_) {
     const Entry& entry = entries_[index];
-    if ((entry.type == -1 || entry.type == type) && like_match(lowered_, entry.pattern)) return &entry.reason;
+    if (entry.type != -1 && entry.type != type) continue;
+    const bool hit = is_simple_like(entry.pattern) ? simple_like_match(lowered_, entry.pattern)
+                                                   : like_match(lowered_, entry.pattern);
+    if (hit) return &entry.reason;
   }
   return nullptr;
 }

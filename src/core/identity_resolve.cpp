@@ -427,10 +427,12 @@ void IdentityGraph::assign_ids(int64_t first_new_id) {
     return a.kind < b.kind;
   });
 
-  std::vector<int32_t> order(identifiers_.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [this](int32_t a, int32_t b) { return identifier_before(a, b); });
-  attribute_events(order);
+  if (!events_.empty()) {  // the canonical order of all identifiers, excluded ones included
+    std::vector<int32_t> order(identifiers_.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [this](int32_t a, int32_t b) { return identifier_before(a, b); });
+    attribute_events(order);
+  }
 
   stats_.persons = static_cast<int64_t>(persons_.size());
   stats_.new_persons = next - first_new_id;

@@ -3,6 +3,17 @@
 // the caller's transaction. Every call into PostgreSQL goes through pg_call; C++ state is plain data.
 #include "pg/boundary.h"
 
+// Table access for the bulk path (HeapAppender); not in pg/pg.h because only identity merge needs it.
+extern "C" {
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "nodes/makefuncs.h"
+}
+
 #include "core/identity_normalize.h"
 #include "core/identity_resolve.h"
 
@@ -10,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
@@ -266,6 +278,115 @@ class ArrayBatch {
   MemoryContext context_;
 };
 
+// Appends rows straight into a table through its table access method and inserts its index entries,
+// as COPY does: no SQL and no per-row executor. Used only for pg_cdp's own tables, only when they have
+// no triggers and no row security, and only where plain inserts are right (the caller's INSERT
+// privilege is checked as for INSERT). Readers are never blocked: it takes RowExclusiveLock like INSERT.
+class HeapAppender {
+ public:
+  // table: a table of schema cdp with exactly `columns` live columns.
+  HeapAppender(const char* table, int columns) {
+    struct Opened {
+      Relation rel;
+      bool ok;
+    };
+    Opened opened = pg_call([&]() -> Opened {
+      Relation rel = table_openrv(makeRangeVar(pstrdup("cdp"), pstrdup(table), -1), RowExclusiveLock);
+      bool ok = rel->rd_att->natts == columns;
+      for (int c = 0; ok && c < rel->rd_att->natts; ++c) ok = !TupleDescAttr(rel->rd_att, c)->attisdropped;
+      ok = ok && pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) == ACLCHECK_OK &&
+           rel->trigdesc == nullptr && !rel->rd_rel->relrowsecurity;
+      return Opened{rel, ok};
+    });
+    rel_ = opened.rel;
+    usable_ = opened.ok;
+    if (!usable_) return;
+    pg_call([&] {
+      slot_ = table_slot_create(rel_, nullptr);
+      bistate_ = GetBulkInsertState();
+      context_ = AllocSetContextCreate(CurrentMemoryContext, "cdp bulk rows", ALLOCSET_DEFAULT_SIZES);
+      command_ = GetCurrentCommandId(true);
+      estate_ = CreateExecutorState();
+      result_ = makeNode(ResultRelInfo);
+      InitResultRelInfo(result_, rel_, 1, nullptr, 0);
+      ExecOpenIndices(result_, false);
+    });
+  }
+  bool usable() const { return usable_; }
+  int columns() const { return rel_->rd_att->natts; }
+  // Column values for the next row; texts are copied at append().
+  void text(int column, std::string_view value) { cells_[column] = Cell{value, 0, false, true}; }
+  void int8(int column, int64_t value) { cells_[column] = Cell{{}, value, false, false}; }
+  void null(int column) { cells_[column] = Cell{{}, 0, true, false}; }
+  void append() {
+    const int n = columns();
+    pg_call([&] {
+      MemoryContext old = MemoryContextSwitchTo(context_);
+      ExecClearTuple(slot_);
+      for (int c = 0; c < n; ++c) {
+        const Cell& cell = cells_[c];
+        slot_->tts_isnull[c] = cell.is_null;
+        if (cell.is_null)
+          slot_->tts_values[c] = (Datum)0;
+        else if (cell.is_text)
+          slot_->tts_values[c] = PointerGetDatum(cstring_to_text_with_len(cell.text.data(), cell.text.size()));
+        else if (TupleDescAttr(rel_->rd_att, c)->atttypid == BOOLOID)
+          slot_->tts_values[c] = BoolGetDatum(cell.number != 0);
+        else
+          slot_->tts_values[c] = Int64GetDatum(cell.number);
+      }
+      ExecStoreVirtualTuple(slot_);
+      table_tuple_insert(rel_, slot_, command_, 0, bistate_);
+      if (result_->ri_NumIndices > 0) {
+        ExecInsertIndexTuples(result_, slot_, estate_, false, false, nullptr, NIL);
+        ResetPerTupleExprContext(estate_);
+      }
+      MemoryContextSwitchTo(old);
+      if (++pending_ >= 1000) {
+        MemoryContextReset(context_);
+        pending_ = 0;
+      }
+    });
+    if (pending_ == 0) check_for_interrupts();
+    ++rows_;
+  }
+  void finish() {
+    if (!usable_) {
+      pg_call([&] { table_close(rel_, NoLock); });
+      return;
+    }
+    pg_call([&] {
+      ExecCloseIndices(result_);
+      FreeExecutorState(estate_);
+      ExecDropSingleTupleTableSlot(slot_);
+      FreeBulkInsertState(bistate_);
+      table_finish_bulk_insert(rel_, 0);
+      MemoryContextDelete(context_);
+      table_close(rel_, NoLock);
+      CommandCounterIncrement();
+    });
+  }
+  int64_t rows() const { return rows_; }
+
+ private:
+  struct Cell {
+    std::string_view text;
+    int64_t number;
+    bool is_null, is_text;
+  };
+  Relation rel_ = nullptr;
+  bool usable_ = false;
+  TupleTableSlot* slot_ = nullptr;
+  BulkInsertState bistate_ = nullptr;
+  MemoryContext context_ = nullptr;
+  CommandId command_ = 0;
+  EState* estate_ = nullptr;
+  ResultRelInfo* result_ = nullptr;
+  Cell cells_[16];
+  int pending_ = 0;
+  int64_t rows_ = 0;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Configuration.
 
@@ -274,12 +395,14 @@ struct Config {
   std::string phone_region = "US";
 };
 
-Config load_config() {
+// read_only: for callers that may run in a parallel worker (normalize_identifier, person_id), where SPI
+// must not start new commands.
+Config load_config(bool read_only = false) {
   Config config;
   uint64 n = spi_run(
       "SELECT id_type, normaliser, coalesce(max_per_person, 0)::int8, priority::int8, coalesce(hub_threshold, 0)::int8 "
       "FROM cdp.identifier_types ORDER BY id_type",
-      {});
+      {}, read_only);
   for (uint64 r = 0; r < n; ++r) {
     TypeRule rule;
     rule.name = result_text(r, 1);
@@ -289,7 +412,7 @@ Config load_config() {
     rule.hub_threshold = result_int64(r, 5);
     config.types.push_back(std::move(rule));
   }
-  n = spi_run("SELECT default_phone_region FROM cdp.identity_settings LIMIT 1");
+  n = spi_run("SELECT default_phone_region FROM cdp.identity_settings LIMIT 1", {}, read_only);
   if (n > 0 && !result_is_null(0, 1)) config.phone_region = result_text(0, 1);
   return config;
 }
@@ -416,12 +539,16 @@ struct IngestLink {
 };
 
 // Reads the observations, normalises them and adds the new links to cdp.identity_links.
+// On a full rebuild without tombstones the stored links are exactly the links read, so the graph built
+// here is handed back (reuse) and resolve_and_write skips reading cdp.identity_links again.
 void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
-            Skipped& skipped, int64_t& read, int64_t& new_links, int64_t& high_water_mark, bool& has_hwm) {
+            Phases& phases, Skipped& skipped, int64_t& read, int64_t& new_links, int64_t& high_water_mark,
+            bool& has_hwm, std::unique_ptr<IdentityGraph>& reuse) {
   const std::string name = relation_name(relation);
   validate_columns(relation, name);
 
-  // Incremental: only rows at or after the previous high-water mark of this relation.
+  // Incremental: only rows after the previous high-water mark of this relation (later than the greatest
+  // observed_at any earlier run read from it), so no row is read twice.
   bool use_hwm = false;
   int64_t previous_hwm = 0;
   if (!full_rebuild) {
@@ -438,15 +565,15 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   std::string sql = "SELECT source::text, source_key::text, id_type::text, id_value::text, observed_at FROM " + name;
   std::vector<SpiArg> params;
   if (use_hwm) {
-    sql += " WHERE observed_at >= $1";
+    sql += " WHERE observed_at > $1";
     params.push_back(SpiArg{TIMESTAMPTZOID, Int64GetDatum(previous_hwm), false});
   }
 
-  IdentityGraph staged(config.types, &interrupts);
+  reuse = std::make_unique<IdentityGraph>(config.types, &interrupts);
+  IdentityGraph& staged = *reuse;
   identity::ValueNormaliser normaliser(config.phone_region);
   std::vector<IngestLink> links;
   std::set<std::string> unknown_types;
-  std::vector<int> type_of_name_cache;
   identity::Normalised normalised;
   std::string last_type_name;
   int last_type = -1;
@@ -510,6 +637,11 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
          "Add the type to cdp.identifier_types or filter it out of the observations.");
   }
 
+  phases.lap("read");
+  notice("merge_identities: read " + std::to_string(read) + " observations (" +
+         std::to_string(skipped.null_field + skipped.empty + skipped.too_long) + " skipped) in " +
+         std::to_string(phases.ms.back().second) + " ms");
+
   // One row per distinct link, first/last seen merged.
   std::sort(links.begin(), links.end(), [](const IngestLink& a, const IngestLink& b) {
     return a.record != b.record ? a.record < b.record : a.identifier < b.identifier;
@@ -526,28 +658,52 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   }
   links.resize(distinct);
 
-  if (full_rebuild) spi_run("DELETE FROM cdp.identity_links");
   spi_run("SELECT EXISTS (SELECT FROM cdp.identity_tombstones)::int4::int8");
   const bool tombstones = result_int64(0, 1) != 0;
-  // Returns (links that passed the tombstone filter, links inserted or extended).
-  std::string filtered =
-      "WITH u AS (SELECT u.s, u.k, u.t, u.v, u.ok, u.f, u.l FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), "
-      "pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::bool[]), pg_catalog.unnest($6::timestamptz[]), pg_catalog.unnest($7::timestamptz[])) AS u(s, k, t, v, ok, f, l)";
+  if (full_rebuild) {
+    // TRUNCATE is transactional and far cheaper than DELETE; only this procedure reads identity_links.
+    spi_run("SELECT pg_catalog.has_table_privilege('cdp.identity_links', 'TRUNCATE')::int4::int8");
+    spi_run(result_int64(0, 1) ? "TRUNCATE cdp.identity_links" : "DELETE FROM cdp.identity_links");
+  }
+  std::string rows =
+      "SELECT u.s, u.k, u.t, u.v, u.ok, u.f, u.l FROM ROWS FROM (pg_catalog.unnest($1::text[]), "
+      "pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]), "
+      "pg_catalog.unnest($5::bool[]), pg_catalog.unnest($6::timestamptz[]), pg_catalog.unnest($7::timestamptz[])) "
+      "AS u(s, k, t, v, ok, f, l)";
   if (tombstones)
-    filtered +=
+    rows +=
         " WHERE NOT EXISTS (SELECT FROM cdp.identity_tombstones x WHERE x.kind = 'identifier' AND x.key_sha256 = "
         "pg_catalog.sha256(pg_catalog.convert_to(u.t, 'UTF8') || '\\x00'::bytea || pg_catalog.convert_to(u.v, 'UTF8'))) "
         "AND NOT EXISTS (SELECT FROM cdp.identity_tombstones x WHERE x.kind = 'record' AND x.key_sha256 = "
         "pg_catalog.sha256(pg_catalog.convert_to(u.s, 'UTF8') || '\\x00'::bytea || pg_catalog.convert_to(u.k, 'UTF8')))";
-  filtered +=
-      "), ins AS (INSERT INTO cdp.identity_links AS l (source, source_key, id_type, id_value, valid, first_seen, "
-      "last_seen) SELECT * FROM u ON CONFLICT (source, source_key, id_type, id_value) DO UPDATE SET "
-      "first_seen = LEAST(l.first_seen, EXCLUDED.first_seen), last_seen = GREATEST(l.last_seen, EXCLUDED.last_seen), "
-      "valid = EXCLUDED.valid "
-      "WHERE l.first_seen > EXCLUDED.first_seen OR l.last_seen < EXCLUDED.last_seen OR l.valid <> EXCLUDED.valid "
-      "RETURNING 1) SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM ins)";
-  ArrayBatch batch(filtered, "ttttbTT");
+  const std::string insert =
+      "INSERT INTO cdp.identity_links AS l (source, source_key, id_type, id_value, valid, first_seen, last_seen) ";
+  // Returns (links that passed the tombstone filter, links stored) when tombstones must be checked.
+  std::string store_sql;
+  if (!tombstones)
+    store_sql = insert + rows;
+  else
+    store_sql = "WITH u AS (" + rows + "), ins AS (" + insert +
+                "SELECT * FROM u RETURNING 1) SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM ins)";
+  // Fast path: straight into the table (no indexes there), unless tombstones must be filtered in SQL.
+  HeapAppender appender("identity_links", 7);
+  if (!tombstones && appender.usable()) {
+    for (const IngestLink& link : links) {
+      const int type = staged.identifier_type(link.identifier);
+      appender.text(0, staged.record_source(link.record));
+      appender.text(1, staged.record_key(link.record));
+      appender.text(2, staged.types()[type].name);
+      appender.text(3, staged.identifier_value(link.identifier));
+      appender.int8(4, staged.identifier_reason(link.identifier) != identity::Reason::kInvalid);
+      appender.int8(5, link.first_seen);
+      appender.int8(6, link.last_seen);
+      appender.append();
+    }
+  }
+  appender.finish();
+  ArrayBatch batch(store_sql, "ttttbTT");
   for (const IngestLink& link : links) {
+    if (!tombstones && appender.usable()) break;
     const int type = staged.identifier_type(link.identifier);
     batch.text(0, staged.record_source(link.record));
     batch.text(1, staged.record_key(link.record));
@@ -559,17 +715,26 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     batch.row_done();
   }
   batch.flush();
-  skipped.forgotten = static_cast<int64_t>(batch.total()) - batch.sum(0);
-  new_links = batch.sum(1);
+  new_links = tombstones ? batch.sum(1) : static_cast<int64_t>(batch.total()) + appender.rows();
+  if (tombstones) skipped.forgotten = static_cast<int64_t>(batch.total()) - batch.sum(0);
+  if (full_rebuild && !tombstones) {
+    for (const IngestLink& link : links) staged.add_link(link.record, link.identifier, link.first_seen, link.last_seen);
+  } else {
+    reuse.reset();
+  }
+  phases.lap("store");
+  notice("merge_identities: stored " + std::to_string(new_links) + " distinct links in " + std::to_string(phases.ms.back().second) + " ms");
 }
 
 // Loads every stored link and the previous map, resolves, assigns ids and writes the results.
 void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
-                       Phases& phases, identity::ResolveStats& stats) {
-  IdentityGraph graph(config.types, &interrupts);
+                       Phases& phases, identity::ResolveStats& stats, std::unique_ptr<IdentityGraph> built) {
+  std::unique_ptr<IdentityGraph> owned = built ? std::move(built) : std::make_unique<IdentityGraph>(config.types, &interrupts);
+  IdentityGraph& graph = *owned;
   identity::ValueNormaliser normaliser(config.phone_region);
   int64_t unknown_links = 0;
-  {
+  const bool reused = graph.record_count() > 0;
+  if (!reused) {
     Cursor cursor(
         "SELECT source, source_key, id_type, id_value, valid, first_seen, last_seen FROM cdp.identity_links", {});
     const std::vector<bool> is_text{true, true, true, true, false, false, false};
@@ -604,6 +769,7 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
     std::string source, key;
     int64_t person;
   };
+  int64_t previous_map_rows = 0, previous_identifier_rows = 0;  // empty tables take plain INSERTs
   std::vector<Removed> removed;
   {
     Cursor cursor("SELECT source, source_key, person_id FROM cdp.identity_map", {});
@@ -614,6 +780,7 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
       for (std::size_t r = 0; r < rows; ++r) {
         interrupts.tick();
         const int64_t person = DatumGetInt64(cursor.datum(r, 2));
+        ++previous_map_rows;
         const int32_t record = graph.find_record(cursor.cell(r, 0).view(), cursor.cell(r, 1).view());
         if (record >= 0)
           graph.set_previous_person(record, person);
@@ -641,6 +808,7 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
       if (rows == 0) break;
       for (std::size_t r = 0; r < rows; ++r) {
         interrupts.tick();
+        ++previous_identifier_rows;
         const int type = graph.type_index(cursor.cell(r, 0).view());
         const int32_t identifier = type < 0 ? -1 : graph.find_identifier(type, cursor.cell(r, 1).view());
         if (identifier < 0) {
@@ -695,19 +863,39 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
     erase.flush();
     ArrayBatch upsert(
         "INSERT INTO cdp.identity_map AS m (source, source_key, person_id) "
-        "SELECT * FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) "
-        "ON CONFLICT (source, source_key) DO UPDATE SET person_id = EXCLUDED.person_id",
+        "SELECT * FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) " +
+            std::string(previous_map_rows ? "ON CONFLICT (source, source_key) DO UPDATE SET person_id = EXCLUDED.person_id" : ""),
         "tti");
-    for (int32_t record = 0; record < graph.record_count(); ++record) {
+    // Rows go out in key order: b-tree inserts then mostly hit the rightmost leaf, which is several
+    // times faster than random order for the primary key (bytewise order = the C collation's).
+    std::vector<int32_t> changed;
+    for (int32_t record = 0; record < graph.record_count(); ++record)
+      if (graph.record_person(record) != graph.previous_person(record)) changed.push_back(record);
+    std::sort(changed.begin(), changed.end(), [&](int32_t a, int32_t b) {
+      const std::string_view sa = graph.record_source(a), sb = graph.record_source(b);
+      return sa != sb ? sa < sb : graph.record_key(a) < graph.record_key(b);
+    });
+    // Into an empty table nothing can conflict: append directly instead of INSERT ... ON CONFLICT.
+    HeapAppender appender("identity_map", 3);
+    const bool bulk = previous_map_rows == 0 && appender.usable();
+    for (int32_t record : changed) {
       const int64_t person = graph.record_person(record);
-      if (person == graph.previous_person(record)) continue;
+      if (bulk) {
+        appender.text(0, graph.record_source(record));
+        appender.text(1, graph.record_key(record));
+        appender.int8(2, person);
+        appender.append();
+        continue;
+      }
       upsert.text(0, graph.record_source(record));
       upsert.text(1, graph.record_key(record));
       upsert.int8(2, person);
       upsert.row_done();
     }
     upsert.flush();
+    appender.finish();
   }
+  phases.lap("write_map");
   // persons: ids that vanished are deleted; persons whose records changed are upserted.
   {
     std::vector<int64_t> touched, previous_ids;
@@ -755,6 +943,7 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
     erase.flush();
     upsert.flush();
   }
+  phases.lap("write_persons");
   // person_identifiers: rows that changed, rows that are gone.
   {
     ArrayBatch erase(
@@ -772,20 +961,52 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
         "first_seen, last_seen) "
         "SELECT u.t, u.v, NULLIF(u.p, 0), CASE WHEN u.r = '' THEN 'linked' ELSE 'excluded' END, NULLIF(u.r, ''), "
         "u.n, u.f, u.l FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[]), pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::int8[]), "
-        "pg_catalog.unnest($6::timestamptz[]), pg_catalog.unnest($7::timestamptz[])) AS u(t, v, p, r, n, f, l) "
-        "ON CONFLICT (id_type, id_value) DO UPDATE SET person_id = EXCLUDED.person_id, status = EXCLUDED.status, "
-        "reason = EXCLUDED.reason, records = EXCLUDED.records, first_seen = EXCLUDED.first_seen, "
-        "last_seen = EXCLUDED.last_seen",
+        "pg_catalog.unnest($6::timestamptz[]), pg_catalog.unnest($7::timestamptz[])) AS u(t, v, p, r, n, f, l) " +
+            std::string(previous_identifier_rows
+                            ? "ON CONFLICT (id_type, id_value) DO UPDATE SET person_id = EXCLUDED.person_id, "
+                              "status = EXCLUDED.status, reason = EXCLUDED.reason, records = EXCLUDED.records, "
+                              "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen"
+                            : ""),
         "ttitiTT");
-    for (int32_t identifier = 0; identifier < graph.identifier_count(); ++identifier) {
+    HeapAppender appender("person_identifiers", 8);
+    const bool bulk = previous_identifier_rows == 0 && appender.usable();
+    // The fingerprint of each row as it would be written; only rows that differ from the stored one go out.
+    auto fingerprint_of = [&](int32_t identifier) {
+      std::string fingerprint = std::to_string(graph.identifier_person(identifier)) + '/' +
+                                identity::reason_name(graph.identifier_reason(identifier)) + '/' +
+                                std::to_string(graph.identifier_records(identifier)) + '/' +
+                                std::to_string(graph.identifier_first_seen(identifier)) + '/' +
+                                std::to_string(graph.identifier_last_seen(identifier));
+      return identity::hash_bytes(fingerprint) | 1;
+    };
+    std::vector<int32_t> order;
+    for (int32_t i = 0; i < graph.identifier_count(); ++i) {
+      interrupts.tick();
+      if (previous_row[i] != fingerprint_of(i)) order.push_back(i);
+    }
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+      const std::string& ta = graph.types()[graph.identifier_type(a)].name;
+      const std::string& tb = graph.types()[graph.identifier_type(b)].name;
+      return ta != tb ? ta < tb : graph.identifier_value(a) < graph.identifier_value(b);
+    });
+    for (int32_t identifier : order) {
       interrupts.tick();
       const int64_t person = graph.identifier_person(identifier);
       const char* reason = identity::reason_name(graph.identifier_reason(identifier));
       const int64_t records = graph.identifier_records(identifier);
       const int64_t first = graph.identifier_first_seen(identifier), last = graph.identifier_last_seen(identifier);
-      std::string fingerprint = std::to_string(person) + '/' + reason + '/' + std::to_string(records) + '/' +
-                                std::to_string(first) + '/' + std::to_string(last);
-      if (previous_row[identifier] == (identity::hash_bytes(fingerprint) | 1)) continue;
+      if (bulk) {
+        appender.text(0, graph.types()[graph.identifier_type(identifier)].name);
+        appender.text(1, graph.identifier_value(identifier));
+        if (person) appender.int8(2, person); else appender.null(2);
+        appender.text(3, *reason ? "excluded" : "linked");
+        if (*reason) appender.text(4, reason); else appender.null(4);
+        appender.int8(5, records);
+        appender.int8(6, first);
+        appender.int8(7, last);
+        appender.append();
+        continue;
+      }
       upsert.text(0, graph.types()[graph.identifier_type(identifier)].name);
       upsert.text(1, graph.identifier_value(identifier));
       upsert.int8(2, person);
@@ -796,7 +1017,9 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
       upsert.row_done();
     }
     upsert.flush();
+    appender.finish();
   }
+  phases.lap("write_identifiers");
   // identity_cuts: current state, small.
   {
     spi_run("DELETE FROM cdp.identity_cuts");
@@ -842,7 +1065,7 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
     }
     insert.flush();
   }
-  phases.lap("write");
+  phases.lap("write_history");
   (void)unknown_links;
 }
 
@@ -894,11 +1117,15 @@ Interrupts pg_interrupts() {
 
 // The person-forming part shared by merge and erasure runs.
 void recompute(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory, Phases& phases,
-               const Skipped& skipped, int64_t read, int64_t new_links, bool has_hwm, int64_t hwm) {
+               const Skipped& skipped, int64_t read, int64_t new_links, bool has_hwm, int64_t hwm,
+               std::unique_ptr<IdentityGraph> built = nullptr) {
   identity::ResolveStats stats;
-  resolve_and_write(run_id, config, interrupts, memory, phases, stats);
+  resolve_and_write(run_id, config, interrupts, memory, phases, stats, std::move(built));
   finish_run(run_id, stats, skipped, read, new_links, has_hwm, hwm, memory, phases);
-  notice("merge_identities: wrote results in " + std::to_string(phases.ms.back().second) + " ms (total " +
+  int64_t write_ms = 0;
+  for (const auto& [name, ms] : phases.ms)
+    if (name.rfind("write", 0) == 0) write_ms += ms;
+  notice("merge_identities: wrote results in " + std::to_string(write_ms) + " ms (total " +
          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - phases.start).count()) +
          " ms, peak memory " + std::to_string(memory.peak() / 1024) + " kB)");
 }
@@ -954,13 +1181,9 @@ extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
     Skipped skipped;
     int64_t read = 0, new_links = 0, hwm = 0;
     bool has_hwm = false;
-    ingest(relation, full_rebuild, config, interrupts, memory, skipped, read, new_links, hwm, has_hwm);
-    phases.lap("read");
-    notice("merge_identities: read " + std::to_string(read) + " observations (" + std::to_string(new_links) +
-           " new or updated links, " +
-           std::to_string(skipped.null_field + skipped.empty + skipped.too_long) + " skipped) in " +
-           std::to_string(phases.ms.back().second) + " ms");
-    recompute(run_id, config, interrupts, memory, phases, skipped, read, new_links, has_hwm, hwm);
+    std::unique_ptr<cdp::identity::IdentityGraph> graph;
+    ingest(relation, full_rebuild, config, interrupts, memory, phases, skipped, read, new_links, hwm, has_hwm, graph);
+    recompute(run_id, config, interrupts, memory, phases, skipped, read, new_links, has_hwm, hwm, std::move(graph));
     disconnect();
     PG_RETURN_VOID();
   });
@@ -1041,7 +1264,7 @@ extern "C" Datum cdp_normalize_identifier(PG_FUNCTION_ARGS) {
   return guarded([&]() -> Datum {
     const std::string type_name = arg_text(fcinfo, 0), raw = arg_text(fcinfo, 1);
     connect();
-    const Config config = load_config();
+    const Config config = load_config(true);
     disconnect();
     const cdp::identity::Normalised value = normalise_one(config, type_name, raw);
     if (value.outcome != cdp::identity::Outcome::kOk) PG_RETURN_NULL();

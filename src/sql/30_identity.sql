@@ -171,11 +171,10 @@ CREATE TABLE cdp.identity_links (
   id_value   text NOT NULL,
   valid      boolean NOT NULL,
   first_seen timestamptz NOT NULL,
-  last_seen  timestamptz NOT NULL,
-  PRIMARY KEY (source, source_key, id_type, id_value)
+  last_seen  timestamptz NOT NULL
 );
 COMMENT ON TABLE cdp.identity_links IS
-  'Identity merge: the de-duplicated normalised links (record carries identifier) of all runs; each run adds its new observations and recomputes persons over all of them';
+  'Identity merge: the normalised links (record carries identifier) of all runs, append-only and without indexes so runs store them fast; a link stored twice (a row re-read at the high-water mark) is merged when loaded, and a full rebuild compacts the table';
 
 CREATE TABLE cdp.identity_tombstones (
   kind        text NOT NULL CHECK (kind IN ('identifier', 'record')),

@@ -1,0 +1,87 @@
+-- Identity merge safety: a run that fails in any phase (timeout while reading or resolving, memory
+-- limit, a bad row discovered late, an error while writing) leaves the previous results intact.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_cdp;
+RESET client_min_messages;
+SET client_min_messages = warning;
+TRUNCATE cdp.persons, cdp.identity_map, cdp.person_identifiers, cdp.identity_cuts, cdp.merge_history,
+         cdp.merge_runs, cdp.identity_links, cdp.identity_tombstones RESTART IDENTITY;
+ALTER SEQUENCE cdp.person_id_seq RESTART;
+
+CREATE TABLE obs (source text, source_key text, id_type text, id_value text, observed_at timestamptz);
+INSERT INTO obs SELECT 'shop', 'o' || g, 'customer_id', (g % 500 + 1)::text, '2024-01-01' FROM generate_series(1, 2000) g;
+CALL cdp.merge_identities('obs');
+CREATE TABLE snapshot AS
+  SELECT (SELECT count(*) FROM cdp.merge_runs) AS runs,
+         (SELECT md5(string_agg(source || source_key || person_id, ',' ORDER BY source, source_key))
+            FROM cdp.identity_map) AS map,
+         (SELECT md5(string_agg(id_type || id_value || coalesce(person_id, 0), ',' ORDER BY id_type, id_value))
+            FROM cdp.person_identifiers) AS identifiers,
+         (SELECT md5(string_agg(person_id || ':' || records, ',' ORDER BY person_id)) FROM cdp.persons) AS persons,
+         (SELECT count(*) FROM cdp.identity_links) AS links,
+         (SELECT count(*) FROM cdp.merge_history) AS history;
+CREATE VIEW unchanged AS
+  SELECT s.runs = (SELECT count(*) FROM cdp.merge_runs) AS runs,
+         s.map = (SELECT md5(string_agg(source || source_key || person_id, ',' ORDER BY source, source_key))
+                    FROM cdp.identity_map) AS map,
+         s.identifiers = (SELECT md5(string_agg(id_type || id_value || coalesce(person_id, 0), ','
+                                              ORDER BY id_type, id_value)) FROM cdp.person_identifiers) AS identifiers,
+         s.persons = (SELECT md5(string_agg(person_id || ':' || records, ',' ORDER BY person_id))
+                        FROM cdp.persons) AS persons,
+         s.links = (SELECT count(*) FROM cdp.identity_links) AS links,
+         s.history = (SELECT count(*) FROM cdp.merge_history) AS history
+    FROM snapshot s;
+
+-- A much larger input that would merge everybody (one shared cookie per pair of customers).
+CREATE TABLE big_obs AS
+  SELECT 'web' AS source, 's' || g AS source_key, 'anonymous_id' AS id_type, 'ck' || (g / 2) AS id_value,
+         '2024-02-01'::timestamptz AS observed_at FROM generate_series(1, 200000) g
+  UNION ALL SELECT 'web', 's' || g, 'customer_id', (g % 500)::text, '2024-02-01' FROM generate_series(1, 200000) g;
+ANALYZE big_obs;
+
+-- 1. statement_timeout fires while the run is under way.
+SET statement_timeout = '100ms';
+CALL cdp.merge_identities('big_obs', true);
+RESET statement_timeout;
+SELECT * FROM unchanged;
+
+-- 2. The memory limit (maintenance_work_mem) is exceeded: 54000 with a hint, nothing written.
+SET maintenance_work_mem = '1MB';
+\set VERBOSITY default
+CALL cdp.merge_identities('big_obs', true);
+RESET maintenance_work_mem;
+SELECT * FROM unchanged;
+
+-- 3. A bad row found only at the end of the input (an unknown id_type), after all else was read.
+CREATE TABLE late_bad AS SELECT * FROM big_obs
+  UNION ALL SELECT 'web', 'last', 'fax', '555', '2024-02-02';
+CALL cdp.merge_identities('late_bad', true);
+SELECT * FROM unchanged;
+
+-- 4. An error in the last write of a run (a trigger on merge_history refuses the row).
+CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'history is read-only today'; END $$;
+CREATE TRIGGER refuse BEFORE INSERT ON cdp.merge_history FOR EACH ROW EXECUTE FUNCTION refuse();
+INSERT INTO obs VALUES ('shop', 'join', 'customer_id', '1', '2024-03-01'), ('shop', 'join', 'customer_id', '2', '2024-03-01');
+UPDATE cdp.identifier_types SET max_per_person = NULL WHERE id_type = 'customer_id';
+CALL cdp.merge_identities('obs');
+SELECT * FROM unchanged;
+DROP TRIGGER refuse ON cdp.merge_history;
+DROP FUNCTION refuse();
+UPDATE cdp.identifier_types SET max_per_person = 1 WHERE id_type = 'customer_id';
+
+-- 5. Inside an explicit transaction the caller decides: ROLLBACK undoes a successful run entirely.
+BEGIN;
+CALL cdp.merge_identities('big_obs', true);
+SELECT count(*) > 2000 AS big_map_visible_inside FROM cdp.identity_map;
+ROLLBACK;
+SELECT * FROM unchanged;
+
+-- After all that, a normal run still works and picks up where the last successful one left off.
+CALL cdp.merge_identities('obs');
+SELECT row_number() OVER (ORDER BY run_id) AS run, new_observations, merges, cut_links FROM cdp.merge_runs ORDER BY run_id;
+SELECT count(DISTINCT person_id) AS persons FROM cdp.identity_map WHERE source = 'shop';
+
+RESET client_min_messages;
+DROP VIEW unchanged;
+DROP TABLE obs, big_obs, late_bad, snapshot;

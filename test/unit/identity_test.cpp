@@ -1,0 +1,282 @@
+#include "core/error.h"
+#include "core/identity_normalize.h"
+#include "core/identity_resolve.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+using namespace cdp::identity;
+
+namespace {
+
+std::string email(const char* raw) {
+  std::string out;
+  return normalise_email(raw, out) == Outcome::kOk ? out : "<" + std::string(raw) + ">";
+}
+std::string phone(const char* raw, const char* region = "US") {
+  std::string out;
+  return normalise_phone(raw, region, out) == Outcome::kOk ? out : "<invalid>";
+}
+
+std::vector<TypeRule> default_types() {
+  return {{"customer_id", Normaliser::kTrim, 1, 100, 0}, {"loyalty_id", Normaliser::kTrim, 1, 90, 0},
+          {"email", Normaliser::kEmail, 0, 80, 500},     {"phone", Normaliser::kPhone, 0, 70, 500},
+          {"anonymous_id", Normaliser::kTrim, 0, 30, 1000}, {"device_id", Normaliser::kLower, 0, 20, 3}};
+}
+
+struct Obs {
+  std::string source, key, type, value;
+};
+
+// Runs the resolver over observations (in the given order) and returns the person of each record.
+std::map<std::string, int64_t> resolve(const std::vector<Obs>& obs, const Blocklist& blocklist = {},
+                                       const std::map<std::string, int64_t>& previous = {},
+                                       IdentityGraph** keep = nullptr, int64_t first_id = 1) {
+  auto* graph = new IdentityGraph(default_types());
+  for (const Obs& o : obs) {
+    int32_t r = graph->add_record(o.source, o.key);
+    int32_t i = graph->add_identifier(graph->type_index(o.type), o.value, true);
+    graph->add_link(r, i, 0, 0);
+  }
+  for (const auto& [key, person] : previous) {
+    int32_t r = graph->find_record(key.substr(0, key.find(':')), key.substr(key.find(':') + 1));
+    if (r >= 0) graph->set_previous_person(r, person);
+  }
+  graph->resolve(blocklist);
+  graph->assign_ids(first_id);
+  std::map<std::string, int64_t> out;
+  for (int32_t r = 0; r < graph->record_count(); ++r)
+    out[std::string(graph->record_source(r)) + ":" + std::string(graph->record_key(r))] = graph->record_person(r);
+  if (keep)
+    *keep = graph;
+  else
+    delete graph;
+  return out;
+}
+
+// The partition as a set of sets of record names.
+std::set<std::set<std::string>> partition(const std::map<std::string, int64_t>& persons) {
+  std::map<int64_t, std::set<std::string>> groups;
+  for (const auto& [record, person] : persons) groups[person].insert(record);
+  std::set<std::set<std::string>> out;
+  for (auto& [person, records] : groups) out.insert(records);
+  return out;
+}
+
+}  // namespace
+
+TEST(IdentityNormalise, EmailTrimsLowerCasesAndFoldsGmail) {
+  EXPECT_EQ(email("  Jane.Doe@Example.COM "), "jane.doe@example.com");
+  EXPECT_EQ(email("Jane.Doe+news@googlemail.com"), "janedoe@gmail.com");
+  EXPECT_EQ(email("j.a.n.e.doe@GMAIL.com"), "janedoe@gmail.com");
+  EXPECT_EQ(email("jane+x@other.com"), "jane+x@other.com");  // +tags kept outside gmail
+  EXPECT_EQ(email("no-at-sign"), "<no-at-sign>");
+  EXPECT_EQ(email("a@b@c"), "<a@b@c>");
+  EXPECT_EQ(email("@mail.com"), "<@mail.com>");
+  EXPECT_EQ(email("+tag@gmail.com"), "<+tag@gmail.com>");
+  std::string out;
+  EXPECT_EQ(normalise_email("   ", out), Outcome::kEmpty);
+}
+
+TEST(IdentityNormalise, PhoneToE164WithDefaultRegion) {
+  EXPECT_EQ(phone("(415) 555-2671"), "+14155552671");
+  EXPECT_EQ(phone("+1 415.555.2671"), "+14155552671");
+  EXPECT_EQ(phone("020 7946 0958", "GB"), "+442079460958");
+  EXPECT_EQ(phone("+44 20 7946 0958", "US"), "+442079460958");
+  EXPECT_EQ(phone("12"), "<invalid>");
+  EXPECT_EQ(phone("0000000000"), "<invalid>");
+  EXPECT_EQ(phone("call me"), "<invalid>");
+}
+
+TEST(IdentityNormalise, NormaliserNamesAndTrimLower) {
+  EXPECT_EQ(parse_normaliser("phone"), Normaliser::kPhone);
+  EXPECT_THROW(parse_normaliser("soundex"), cdp::Error);
+  ValueNormaliser n("us");
+  Normalised out;
+  n.normalise(Normaliser::kLower, "  ABC-1 ", out);
+  EXPECT_EQ(out.value, "abc-1");
+  n.normalise(Normaliser::kTrim, "  ABC-1 ", out);
+  EXPECT_EQ(out.value, "ABC-1");
+  n.normalise(Normaliser::kTrim, " \t ", out);
+  EXPECT_EQ(out.outcome, Outcome::kEmpty);
+  n.normalise(Normaliser::kPhone, "415 555 2671", out);
+  EXPECT_EQ(out.value, "+14155552671");
+}
+
+TEST(IdentityNormalise, LikeMatching) {
+  EXPECT_TRUE(like_match("noreply@shop.com", "noreply@%"));
+  EXPECT_TRUE(like_match("a@example.com", "%@example.com"));
+  EXPECT_FALSE(like_match("a@example.com.au", "%@example.com"));
+  EXPECT_TRUE(like_match("abc", "a_c"));
+  EXPECT_FALSE(like_match("abbc", "a_c"));
+  EXPECT_TRUE(like_match("50%", "50\\%"));
+  EXPECT_FALSE(like_match("500", "50\\%"));
+  EXPECT_TRUE(like_match("", "%"));
+  EXPECT_TRUE(like_match("xaaay", "x%a%y"));
+}
+
+TEST(IdentityNormalise, BlocklistExactAnyTypeAndPatternsCaseInsensitive) {
+  Blocklist b;
+  b.add({-1, "NULL", false, "placeholder"});
+  b.add({2, "%@example.com", true, "reserved"});
+  EXPECT_NE(b.match(0, "null"), nullptr);
+  EXPECT_NE(b.match(4, "Null"), nullptr);
+  EXPECT_NE(b.match(2, "X@Example.com"), nullptr);
+  EXPECT_EQ(b.match(3, "x@example.com"), nullptr);  // pattern is for type 2 only
+  EXPECT_EQ(*b.match(2, "x@example.com"), "reserved");
+  EXPECT_EQ(b.match(2, "x@example.org"), nullptr);
+}
+
+TEST(IdentityResolve, ChainsJunkHubsAndConflicts) {
+  std::vector<Obs> obs = {
+      {"web", "s1", "anonymous_id", "c1"}, {"web", "s1", "email", "a@x.com"},
+      {"shop", "o1", "email", "a@x.com"},  {"shop", "o1", "customer_id", "1"},
+      // conflicting accounts sharing an email
+      {"shop", "o6", "customer_id", "6"},  {"shop", "o6", "email", "fam@x.com"},
+      {"shop", "o7", "customer_id", "7"},  {"shop", "o7", "email", "fam@x.com"},
+      // junk
+      {"shop", "o8", "email", "null"},     {"shop", "o9", "email", "null"},
+      // a hub device on 4 records (threshold 3)
+      {"app", "d1", "device_id", "dev"},   {"app", "d2", "device_id", "dev"},
+      {"app", "d3", "device_id", "dev"},   {"app", "d4", "device_id", "dev"},
+  };
+  Blocklist blocklist;
+  blocklist.add({-1, "null", false, "placeholder"});
+  IdentityGraph* graph = nullptr;
+  auto persons = resolve(obs, blocklist, {}, &graph);
+  EXPECT_EQ(persons["web:s1"], persons["shop:o1"]);
+  EXPECT_NE(persons["shop:o6"], persons["shop:o7"]);
+  EXPECT_NE(persons["shop:o8"], persons["shop:o9"]);
+  EXPECT_NE(persons["app:d1"], persons["app:d2"]);
+  ASSERT_EQ(graph->cuts().size(), 1u);
+  EXPECT_EQ(graph->types()[graph->cuts()[0].conflict_type].name, "customer_id");
+  EXPECT_EQ(graph->stats().hubs, 1);
+  EXPECT_EQ(graph->stats().blocklisted, 1);
+  EXPECT_EQ(graph->stats().persons, 9);  // {s1,o1}, o6, o7, o8, o9, d1..d4
+  delete graph;
+}
+
+TEST(IdentityResolve, LongChainIsOnePerson) {
+  std::vector<Obs> obs;
+  for (int i = 0; i < 5000; ++i) {
+    obs.push_back({"web", "s" + std::to_string(i), "anonymous_id", "c" + std::to_string(i)});
+    obs.push_back({"web", "s" + std::to_string(i), "anonymous_id", "c" + std::to_string(i + 1)});
+  }
+  auto persons = resolve(obs);
+  EXPECT_EQ(partition(persons).size(), 1u);
+}
+
+TEST(IdentityResolve, RowOrderDoesNotMatterForPartitionIdsOrCuts) {
+  std::vector<Obs> obs;
+  std::mt19937 rng(7);
+  for (int i = 0; i < 3000; ++i) {
+    std::string key = "r" + std::to_string(i);
+    obs.push_back({"src", key, "customer_id", std::to_string(rng() % 400)});
+    obs.push_back({"src", key, "email", "e" + std::to_string(rng() % 900) + "@x.com"});
+    if (i % 3 == 0) obs.push_back({"src", key, "anonymous_id", "c" + std::to_string(rng() % 1500)});
+  }
+  auto first = resolve(obs);
+  for (int round = 0; round < 3; ++round) {
+    std::shuffle(obs.begin(), obs.end(), rng);
+    EXPECT_EQ(resolve(obs), first);  // the very same ids, not just the same partition
+  }
+}
+
+TEST(IdentityResolve, PerTypeLimitHoldsForEveryPerson) {
+  std::vector<Obs> obs;
+  std::mt19937 rng(11);
+  for (int i = 0; i < 2000; ++i) {
+    std::string key = "r" + std::to_string(i);
+    obs.push_back({"src", key, "customer_id", std::to_string(rng() % 300)});
+    obs.push_back({"src", key, "email", "e" + std::to_string(rng() % 300) + "@x.com"});
+  }
+  IdentityGraph* graph = nullptr;
+  auto persons = resolve(obs, {}, {}, &graph);
+  std::map<int64_t, std::set<std::string>> customers;
+  for (int32_t i = 0; i < graph->identifier_count(); ++i)
+    if (graph->types()[graph->identifier_type(i)].name == "customer_id" && graph->identifier_person(i) != 0)
+      customers[graph->identifier_person(i)].insert(std::string(graph->identifier_value(i)));
+  for (const auto& [person, ids] : customers) EXPECT_EQ(ids.size(), 1u) << "person " << person;
+  EXPECT_GT(graph->cuts().size(), 0u);
+  delete graph;
+}
+
+TEST(IdentityResolve, StableIdsOldestSurvivesLargestPartKeepsId) {
+  std::vector<Obs> obs = {{"a", "1", "email", "x@m.com"}, {"a", "2", "email", "x@m.com"},
+                          {"a", "3", "email", "x@m.com"}, {"b", "1", "email", "y@m.com"}};
+  auto run1 = resolve(obs, {}, {}, nullptr, 1);
+  EXPECT_EQ(run1["a:1"], run1["a:3"]);
+  EXPECT_NE(run1["a:1"], run1["b:1"]);
+  // Rerun: same ids, nothing new.
+  IdentityGraph* graph = nullptr;
+  EXPECT_EQ(resolve(obs, {}, run1, &graph, 100), run1);
+  EXPECT_EQ(graph->new_ids_needed(), 0);
+  EXPECT_TRUE(graph->events().empty());
+  delete graph;
+  // Merge: the oldest (smallest) id survives.
+  obs.push_back({"b", "1", "phone", "+14155552671"});
+  obs.push_back({"a", "2", "phone", "+14155552671"});
+  auto run2 = resolve(obs, {}, run1, &graph, 100);
+  EXPECT_EQ(run2["b:1"], std::min(run1["a:1"], run1["b:1"]));
+  ASSERT_EQ(graph->events().size(), 1u);
+  EXPECT_EQ(graph->events()[0].kind, EventKind::kMerge);
+  EXPECT_EQ(graph->events()[0].from_person, std::max(run1["a:1"], run1["b:1"]));
+  EXPECT_EQ(graph->identifier_value(graph->events()[0].identifier), "+14155552671");
+  delete graph;
+  // Split: blocking the email leaves a:2+b:1 (via phone, 2 records) and a:1, a:3 alone;
+  // the part with most records keeps the id, the others get new ids.
+  Blocklist blocklist;
+  blocklist.add({-1, "x@m.com", false, "test"});
+  auto run3 = resolve(obs, blocklist, run2, &graph, 100);
+  EXPECT_EQ(run3["a:2"], run2["a:2"]);
+  EXPECT_EQ(run3["b:1"], run2["a:2"]);
+  EXPECT_GE(run3["a:1"], 100);
+  EXPECT_GE(run3["a:3"], 100);
+  EXPECT_NE(run3["a:1"], run3["a:3"]);
+  EXPECT_EQ(graph->stats().splits, 2);
+  for (const Event& e : graph->events()) {
+    EXPECT_EQ(e.kind, EventKind::kSplit);
+    EXPECT_EQ(graph->identifier_value(e.identifier), "x@m.com");
+  }
+  EXPECT_DOUBLE_EQ(graph->stats().jitter(), 2.0 / 4.0);
+  delete graph;
+}
+
+TEST(IdentityResolve, InterruptsArePolled) {
+  int polls = 0;
+  cdp::Interrupts interrupts([&] {
+    if (++polls == 3) throw cdp::Error(cdp::sqlstate::kQueryCanceled, "cancelled");
+  });
+  IdentityGraph graph(default_types(), &interrupts);
+  for (int i = 0; i < 50000; ++i) {
+    int32_t r = graph.add_record("s", std::to_string(i));
+    graph.add_link(r, graph.add_identifier(graph.type_index("anonymous_id"), std::to_string(i / 2), true), 0, 0);
+  }
+  EXPECT_THROW(graph.resolve(Blocklist{}), cdp::Error);
+}
+
+TEST(IdentityInterner, InternsFindsAndGrows) {
+  StringInterner interner;
+  for (int i = 0; i < 100000; ++i) EXPECT_EQ(interner.intern("k" + std::to_string(i)), i);
+  for (int i = 0; i < 100000; i += 997) EXPECT_EQ(interner.find("k" + std::to_string(i)), i);
+  EXPECT_EQ(interner.intern("k5"), 5);
+  EXPECT_EQ(interner.find("missing"), -1);
+  EXPECT_EQ(interner.at(42), "k42");
+}
+
+TEST(IdentityNormalise, BlocklistPatternShapesAgreeWithLike) {
+  const char* patterns[] = {"%@example.com", "noreply@%", "%test%", "exact", "a_c%", "50\\%%", "%"};
+  const char* values[] = {"x@example.com", "noreply@x", "mytestcase", "exact", "abcd", "50%off", "", "other"};
+  for (const char* p : patterns) {
+    Blocklist b;
+    b.add({-1, p, true, "r"});
+    for (const char* v : values) EXPECT_EQ(b.match(0, v) != nullptr, like_match(v, p)) << p << " / " << v;
+  }
+}
