@@ -141,5 +141,23 @@ SELECT kind, from_person = greatest(:jane, :chain) AS from_newer, to_person = le
 SELECT run_id, observations::text, new_observations, merges, splits, new_persons, round(jitter::numeric, 4) AS jitter
   FROM cdp.merge_runs ORDER BY run_id;
 SELECT count(*) AS retired_person_rows FROM cdp.persons WHERE person_id = greatest(:jane, :chain);
+
+-- bulk_index_first_load: a first load that builds the indexes once at the end gives the same result,
+-- and the rebuilt indexes are valid and used.
+TRUNCATE cdp.persons, cdp.identity_map, cdp.person_identifiers, cdp.identity_cuts, cdp.merge_history,
+         cdp.merge_runs, cdp.identity_links RESTART IDENTITY;
+ALTER SEQUENCE cdp.person_id_seq RESTART;
+UPDATE cdp.identity_settings SET bulk_index_first_load = true;
+CALL cdp.merge_identities('obs');
+UPDATE cdp.identity_settings SET bulk_index_first_load = false;
+SELECT count(*) AS differences FROM (
+  (SELECT * FROM map_before EXCEPT SELECT * FROM cdp.identity_map)
+  UNION ALL (SELECT * FROM cdp.identity_map EXCEPT SELECT * FROM map_before)) d;
+SELECT bool_and(indisvalid AND indisready) AS indexes_valid, count(*) AS indexes FROM pg_index
+ WHERE indrelid IN ('cdp.identity_map'::regclass, 'cdp.person_identifiers'::regclass);
+SET enable_seqscan = off;
+SELECT source_key FROM cdp.identity_map WHERE source = 'shop' AND source_key = 'o1';
+SELECT count(*) AS jane_records FROM cdp.identity_map WHERE person_id = cdp.person_id('customer_id', '1');
+RESET enable_seqscan;
 RESET client_min_messages;
 DROP TABLE obs, obs_shuffled, obs_more, map_before, cuts_before;

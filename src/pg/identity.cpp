@@ -19,12 +19,14 @@ extern "C" {
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 extern "C" {
@@ -32,6 +34,7 @@ PG_FUNCTION_INFO_V1(cdp_merge_identities);
 PG_FUNCTION_INFO_V1(cdp_forget_identifier);
 PG_FUNCTION_INFO_V1(cdp_forget_person);
 PG_FUNCTION_INFO_V1(cdp_normalize_identifier);
+PG_FUNCTION_INFO_V1(cdp_person_id);
 }
 
 namespace cdp::pg {
@@ -285,7 +288,9 @@ class ArrayBatch {
 class HeapAppender {
  public:
   // table: a table of schema cdp with exactly `columns` live columns.
-  HeapAppender(const char* table, int columns) {
+  // rebuild_indexes: skip row-by-row index entries and REINDEX the table in finish() instead (only when
+  // the caller owns it); much faster for a first load, but readers of the table wait until commit.
+  HeapAppender(const char* table, int columns, bool rebuild_indexes = false) : table_(table) {
     struct Opened {
       Relation rel;
       bool ok;
@@ -300,6 +305,8 @@ class HeapAppender {
     });
     rel_ = opened.rel;
     usable_ = opened.ok;
+    if (usable_ && rebuild_indexes)
+      reindex_ = pg_call([&]() -> bool { return pg_class_ownercheck(RelationGetRelid(rel_), GetUserId()); });
     if (!usable_) return;
     pg_call([&] {
       slot_ = table_slot_create(rel_, nullptr);
@@ -309,7 +316,7 @@ class HeapAppender {
       estate_ = CreateExecutorState();
       result_ = makeNode(ResultRelInfo);
       InitResultRelInfo(result_, rel_, 1, nullptr, 0);
-      ExecOpenIndices(result_, false);
+      if (!reindex_) ExecOpenIndices(result_, false);
     });
   }
   bool usable() const { return usable_; }
@@ -365,6 +372,10 @@ class HeapAppender {
       table_close(rel_, NoLock);
       CommandCounterIncrement();
     });
+    if (reindex_) {
+      const std::string sql = std::string("REINDEX TABLE cdp.") + table_;
+      spi_run(sql.c_str());
+    }
   }
   int64_t rows() const { return rows_; }
 
@@ -382,6 +393,8 @@ class HeapAppender {
   CommandId command_ = 0;
   EState* estate_ = nullptr;
   ResultRelInfo* result_ = nullptr;
+  const char* table_;
+  bool reindex_ = false;
   Cell cells_[16];
   int pending_ = 0;
   int64_t rows_ = 0;
@@ -393,6 +406,7 @@ class HeapAppender {
 struct Config {
   std::vector<TypeRule> types;
   std::string phone_region = "US";
+  bool bulk_index_first_load = false;  // identity_settings.bulk_index_first_load
 };
 
 // read_only: for callers that may run in a parallel worker (normalize_identifier, person_id), where SPI
@@ -412,8 +426,10 @@ Config load_config(bool read_only = false) {
     rule.hub_threshold = result_int64(r, 5);
     config.types.push_back(std::move(rule));
   }
-  n = spi_run("SELECT default_phone_region FROM cdp.identity_settings LIMIT 1", {}, read_only);
+  n = spi_run("SELECT default_phone_region, bulk_index_first_load::int4::int8 FROM cdp.identity_settings LIMIT 1", {},
+              read_only);
   if (n > 0 && !result_is_null(0, 1)) config.phone_region = result_text(0, 1);
+  if (n > 0) config.bulk_index_first_load = result_int64(0, 2) != 0;
   return config;
 }
 
@@ -468,7 +484,7 @@ struct Phases {
 };
 
 struct Skipped {
-  int64_t null_field = 0, empty = 0, too_long = 0, forgotten = 0, unknown_type_links = 0;
+  int64_t null_field = 0, empty = 0, too_long = 0, forgotten = 0;
   std::string json() const {
     return "{\"null_field\": " + std::to_string(null_field) + ", \"empty\": " + std::to_string(empty) +
            ", \"too_long\": " + std::to_string(too_long) + ", \"forgotten\": " + std::to_string(forgotten) + "}";
@@ -575,6 +591,10 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   std::vector<IngestLink> links;
   std::set<std::string> unknown_types;
   identity::Normalised normalised;
+  std::unordered_map<std::string, identity::Normalised> phone_cache;
+  std::string phone_key;
+  std::size_t phone_cache_bytes = 0;
+  constexpr std::size_t kPhoneCacheEntries = 1 << 20;
   std::string last_type_name;
   int last_type = -1;
   Cursor cursor(sql.c_str(), params);
@@ -609,7 +629,23 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
         ++skipped.too_long;
         continue;
       }
-      normaliser.normalise(staged.types()[type].normaliser, value.view(), normalised);
+      const identity::Normaliser kind = staged.types()[type].normaliser;
+      if (kind == identity::Normaliser::kPhone) {
+        // libphonenumber takes ~20 us per number and a phone repeats on many records: remember results.
+        phone_key.assign(value.view());
+        auto hit = phone_cache.find(phone_key);
+        if (hit != phone_cache.end()) {
+          normalised = hit->second;
+        } else {
+          normaliser.normalise(kind, value.view(), normalised);
+          if (phone_cache.size() < kPhoneCacheEntries) {
+            phone_cache.emplace(phone_key, normalised);
+            phone_cache_bytes += 2 * phone_key.size() + 96;
+          }
+        }
+      } else {
+        normaliser.normalise(kind, value.view(), normalised);
+      }
       if (normalised.outcome == identity::Outcome::kEmpty) {
         ++skipped.empty;
         continue;
@@ -627,7 +663,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
       links.push_back(IngestLink{record, identifier, at, at});
     }
     check_for_interrupts();
-    memory.check(staged.memory_bytes() + links.capacity() * sizeof(IngestLink));
+    memory.check(staged.memory_bytes() + links.capacity() * sizeof(IngestLink) + phone_cache_bytes);
   }
   if (!unknown_types.empty()) {
     std::string list;
@@ -850,12 +886,20 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
          std::to_string(phases.ms.back().second) + " ms");
 
   // identity_map: delete records that are gone, upsert records whose person changed or that are new.
+  // When many records are gone (a full rebuild over another relation), empty the table and write it
+  // whole instead: keyed deletes in batches would each rescan it.
+  const bool rewrite_map = removed.size() > 10000 && removed.size() * 10 > static_cast<std::size_t>(previous_map_rows);
+  if (rewrite_map) {
+    spi_run("DELETE FROM cdp.identity_map");
+    previous_map_rows = 0;
+  }
   {
     ArrayBatch erase(
         "DELETE FROM cdp.identity_map m USING ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(s, k) "
         "WHERE m.source = u.s AND m.source_key = u.k",
         "tt");
     for (const Removed& r : removed) {
+      if (rewrite_map) break;  // already gone
       erase.text(0, r.source);
       erase.text(1, r.key);
       erase.row_done();
@@ -870,13 +914,13 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
     // times faster than random order for the primary key (bytewise order = the C collation's).
     std::vector<int32_t> changed;
     for (int32_t record = 0; record < graph.record_count(); ++record)
-      if (graph.record_person(record) != graph.previous_person(record)) changed.push_back(record);
+      if (rewrite_map || graph.record_person(record) != graph.previous_person(record)) changed.push_back(record);
     std::sort(changed.begin(), changed.end(), [&](int32_t a, int32_t b) {
       const std::string_view sa = graph.record_source(a), sb = graph.record_source(b);
       return sa != sb ? sa < sb : graph.record_key(a) < graph.record_key(b);
     });
     // Into an empty table nothing can conflict: append directly instead of INSERT ... ON CONFLICT.
-    HeapAppender appender("identity_map", 3);
+    HeapAppender appender("identity_map", 3, previous_map_rows == 0 && config.bulk_index_first_load);
     const bool bulk = previous_map_rows == 0 && appender.usable();
     for (int32_t record : changed) {
       const int64_t person = graph.record_person(record);
@@ -944,7 +988,15 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
     upsert.flush();
   }
   phases.lap("write_persons");
-  // person_identifiers: rows that changed, rows that are gone.
+  // person_identifiers: rows that changed, rows that are gone (many gone: rewrite the table).
+  const bool rewrite_identifiers =
+      gone_identifiers.size() > 10000 && gone_identifiers.size() * 10 > static_cast<std::size_t>(previous_identifier_rows);
+  if (rewrite_identifiers) {
+    spi_run("DELETE FROM cdp.person_identifiers");
+    gone_identifiers.clear();
+    previous_identifier_rows = 0;
+    std::fill(previous_row.begin(), previous_row.end(), 0);
+  }
   {
     ArrayBatch erase(
         "DELETE FROM cdp.person_identifiers p USING ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(t, v) "
@@ -968,7 +1020,7 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
                               "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen"
                             : ""),
         "ttitiTT");
-    HeapAppender appender("person_identifiers", 8);
+    HeapAppender appender("person_identifiers", 8, previous_identifier_rows == 0 && config.bulk_index_first_load);
     const bool bulk = previous_identifier_rows == 0 && appender.usable();
     // The fingerprint of each row as it would be written; only rows that differ from the stored one go out.
     auto fingerprint_of = [&](int32_t identifier) {
@@ -1066,7 +1118,9 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
     insert.flush();
   }
   phases.lap("write_history");
-  (void)unknown_links;
+  if (unknown_links > 0)
+    notice("merge_identities: ignored " + std::to_string(unknown_links) +
+           " stored links whose id_type is no longer in cdp.identifier_types");
 }
 
 int64_t start_run(const char* kind, Oid relation, bool full_rebuild) {
@@ -1260,16 +1314,117 @@ extern "C" Datum cdp_forget_person(PG_FUNCTION_ARGS) {
   });
 }
 
+namespace cdp::pg {
+namespace {
+// The rules normalize_identifier needs, cached as plain data in fn_extra for the rest of the query
+// (the function is STABLE), so person_id() over many rows reads cdp.identifier_types once.
+struct CachedRules {
+  static constexpr int kMaxTypes = 255;
+  SPIPlanPtr lookup;  // person_id(): the prepared lookup, freed with fn_mcxt
+  MemoryContextCallback free_lookup;
+  int count;
+  char region[8];
+  char names[kMaxTypes][64];
+  int normalisers[kMaxTypes];
+};
+
+const CachedRules* cached_rules(FunctionCallInfo fcinfo) {
+  auto* cached = static_cast<const CachedRules*>(fcinfo->flinfo->fn_extra);
+  if (cached) return cached;
+  connect();
+  const Config config = load_config(true);
+  disconnect();
+  auto* rules = static_cast<CachedRules*>(
+      pg_call([&]() -> void* { return MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CachedRules)); }));
+  for (const TypeRule& rule : config.types) {
+    if (rules->count >= CachedRules::kMaxTypes || rule.name.size() >= sizeof rules->names[0]) continue;
+    std::memcpy(rules->names[rules->count], rule.name.c_str(), rule.name.size() + 1);
+    rules->normalisers[rules->count] = static_cast<int>(rule.normaliser);
+    ++rules->count;
+  }
+  std::strncpy(rules->region, config.phone_region.c_str(), sizeof rules->region - 1);
+  fcinfo->flinfo->fn_extra = rules;
+  return rules;
+}
+}  // namespace
+}  // namespace cdp::pg
+
+namespace cdp::pg {
+namespace {
+// Normalises argument 1 as a value of the type named by argument 0 (unknown type: 22023).
+identity::Normalised normalise_arguments(FunctionCallInfo fcinfo, const CachedRules* rules, std::string& type_name) {
+  type_name = arg_text(fcinfo, 0);
+  const std::string raw = arg_text(fcinfo, 1);
+  int type = -1;
+  for (int t = 0; t < rules->count && type < 0; ++t)
+    if (type_name == rules->names[t]) type = t;
+  if (type < 0)
+    fail(sqlstate::kInvalidParameterValue, "unknown id_type \"" + type_name + "\"", {},
+         "cdp.identifier_types lists the identifier types.");
+  identity::ValueNormaliser normaliser(rules->region);
+  identity::Normalised value;
+  normaliser.normalise(static_cast<identity::Normaliser>(rules->normalisers[type]), raw, value);
+  return value;
+}
+
+void free_lookup_plan(void* arg) {
+  auto* rules = static_cast<CachedRules*>(arg);
+  if (rules->lookup) SPI_freeplan(rules->lookup);
+  rules->lookup = nullptr;
+}
+}  // namespace
+}  // namespace cdp::pg
+
 extern "C" Datum cdp_normalize_identifier(PG_FUNCTION_ARGS) {
   return guarded([&]() -> Datum {
-    const std::string type_name = arg_text(fcinfo, 0), raw = arg_text(fcinfo, 1);
-    connect();
-    const Config config = load_config(true);
-    disconnect();
-    const cdp::identity::Normalised value = normalise_one(config, type_name, raw);
+    std::string type_name;
+    const cdp::identity::Normalised value = normalise_arguments(fcinfo, cached_rules(fcinfo), type_name);
     if (value.outcome != cdp::identity::Outcome::kOk) PG_RETURN_NULL();
     return pg_call([&]() -> Datum {
       return PointerGetDatum(cstring_to_text_with_len(value.value.data(), value.value.size()));
     });
+  });
+}
+
+// person_id(id_type, id_value): normalise as runs do, then one index lookup with a plan prepared once
+// per query; NULL when unknown, excluded or invalid.
+extern "C" Datum cdp_person_id(PG_FUNCTION_ARGS) {
+  return guarded([&]() -> Datum {
+    auto* rules = const_cast<CachedRules*>(cached_rules(fcinfo));
+    std::string type_name;
+    const cdp::identity::Normalised value = normalise_arguments(fcinfo, rules, type_name);
+    if (value.outcome != cdp::identity::Outcome::kOk) PG_RETURN_NULL();
+    connect();
+    if (!rules->lookup) {
+      pg_call([&] {
+        Oid types[2] = {TEXTOID, TEXTOID};
+        SPIPlanPtr plan = SPI_prepare(
+            "SELECT person_id FROM cdp.person_identifiers WHERE id_type = $1 AND id_value = $2 AND status = 'linked'",
+            2, types);
+        if (!plan) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        SPI_keepplan(plan);
+        rules->lookup = plan;
+        rules->free_lookup.func = free_lookup_plan;
+        rules->free_lookup.arg = rules;
+        MemoryContextRegisterResetCallback(fcinfo->flinfo->fn_mcxt, &rules->free_lookup);
+      });
+    }
+    struct Found {
+      bool found;
+      int64_t person;
+    };
+    const Found found = pg_call([&]() -> Found {
+      Datum args[2] = {PointerGetDatum(cstring_to_text_with_len(type_name.data(), type_name.size())),
+                       PointerGetDatum(cstring_to_text_with_len(value.value.data(), value.value.size()))};
+      int rc = SPI_execute_plan(rules->lookup, args, nullptr, true, 1);
+      if (rc != SPI_OK_SELECT) elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+      if (SPI_processed == 0) return Found{false, 0};
+      bool is_null = false;
+      Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null);
+      return Found{!is_null, is_null ? 0 : DatumGetInt64(d)};
+    });
+    disconnect();
+    if (!found.found) PG_RETURN_NULL();
+    PG_RETURN_INT64(found.person);
   });
 }

@@ -57,10 +57,11 @@ SELECT pg_catalog.pg_extension_config_dump('cdp.identifier_blocklist', '');
 
 CREATE TABLE cdp.identity_settings (
   singleton            boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-  default_phone_region text NOT NULL DEFAULT 'US' CHECK (default_phone_region ~ '^[A-Z]{2}$')
+  default_phone_region text NOT NULL DEFAULT 'US' CHECK (default_phone_region ~ '^[A-Z]{2}$'),
+  bulk_index_first_load boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE cdp.identity_settings IS
-  'Identity merge: one-row settings; default_phone_region is the ISO 3166 region for phone numbers written without +country code';
+  'Identity merge: one-row settings; default_phone_region is the ISO 3166 region for phone numbers written without +country code; bulk_index_first_load = true makes a run into an empty identity_map/person_identifiers rebuild their indexes once at the end (much faster for a first load of millions of records; readers of those tables wait until the run commits)';
 INSERT INTO cdp.identity_settings DEFAULT VALUES;
 SELECT pg_catalog.pg_extension_config_dump('cdp.identity_settings', '');
 
@@ -198,9 +199,7 @@ COMMENT ON FUNCTION cdp.normalize_identifier(text, text) IS
   'Identity merge: the normalised value merge_identities stores for a raw identifier; NULL when empty or invalid (e.g. not a valid phone number)';
 
 CREATE FUNCTION cdp.person_id(id_type text, id_value text) RETURNS bigint
-  LANGUAGE sql STABLE STRICT PARALLEL SAFE
-  RETURN (SELECT pi.person_id FROM cdp.person_identifiers pi
-           WHERE pi.id_type = $1 AND pi.id_value = cdp.normalize_identifier($1, $2) AND pi.status = 'linked');
+  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'cdp_person_id';
 COMMENT ON FUNCTION cdp.person_id(text, text) IS
   'Identity merge: the person of a raw identifier value (normalised as merge_identities does); NULL when unknown or excluded';
 
