@@ -20,6 +20,7 @@
 #include "core/decimal.h"
 #include "core/profiles.h"
 
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <map>
@@ -320,6 +321,10 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
     cdp::MemoryBudget budget(cdp::pg::kilobytes(maintenance_work_mem), "maintenance_work_mem");
     cdp::Interrupts interrupts([] { cdp::pg::check_for_interrupts(); });
 
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point started = Clock::now();
+    auto seconds_since = [](Clock::time_point from) { return std::chrono::duration<double>(Clock::now() - from).count(); };
+
     // 1. The persons: rows into the tuplestore, scoring values into People.
     People people;
     people.budget = &budget;
@@ -340,6 +345,8 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
     if (receiver.failed) throw cdp::Error(receiver.sqlstate, receiver.message, receiver.detail, receiver.hint);
     cdp::pg::check_for_interrupts();
     const std::size_t n = people.size();
+    const double grouped_seconds = seconds_since(started);
+    const Clock::time_point scoring_started = Clock::now();
 
     // 2. Scores: equal values share a score; persons without a positive order are not scored.
     //    Monetary values of one scale compare as integers, else exactly across scales.
@@ -370,6 +377,9 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
           },
           m.data(), interrupts);
     budget.release(cdp::profiles::score_rows_memory(n));
+
+    const double scored_seconds = seconds_since(scoring_started);
+    const Clock::time_point writing_started = Clock::now();
 
     // 3. Segment names.
     Segments segments;
@@ -456,6 +466,12 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
       if ((row & 0xFFF) == 0) cdp::pg::check_for_interrupts();
     }
     appender.finish();
+    const double written_seconds = seconds_since(writing_started);
+    const bool bulk = appender.usable();
+    pg_call([&] {
+      elog(DEBUG1, "refresh_profiles: %zu persons grouped in %.3f s, scored in %.3f s, written (%s) in %.3f s", n,
+           grouped_seconds, scored_seconds, bulk ? "bulk" : "row by row", written_seconds);
+    });
 
     // 5. The totals.
     auto put = [&](const char* dimension, const std::string& group, const GroupTotals& t) {

@@ -398,7 +398,7 @@ BEGIN
            s.recency_days::integer, NULL::integer, NULL::integer, NULL::integer, NULL::text,
            s.stage::text, s.typical_gap_days::double precision, (%9$s)::timestamptz, s.overdue_ratio::double precision,
            s.stage_since::date, (%10$s)::timestamptz, (%11$s)::timestamptz,
-           coalesce(i.n, 0)::integer, coalesce(so.n, 0)::integer
+           %14$s
       FROM (SELECT g.person_id, g.unmatched_key,
                    (g.rs).first_order_at, (g.rs).last_order_at, (g.rs).orders, (g.rs).monetary, (g.rs).average_order_value,
                    CASE WHEN (g.rs).orders > 0 THEN
@@ -409,9 +409,7 @@ BEGIN
                            cdp.lifecycle(%3$s, %4$s, %2$L::timestamptz, %13$L) AS ls
                       FROM %6$s
                      WHERE %7$s <= %1$L::timestamptz
-                     GROUP BY %8$s) g) s
-      LEFT JOIN (%14$s) i ON i.person_id = s.person_id
-      LEFT JOIN (%15$s) so ON so.person_id = s.person_id$q$,
+                     GROUP BY %8$s) g) s%15$s$q$,
     as_of, local_as_of, shifted, amount, person_cols,
     person_from,
     ordered_at, group_by,
@@ -419,11 +417,14 @@ BEGIN
     cdp.profile_unshift('s.first_order_at', cfg.shop_time_zone),
     cdp.profile_unshift('s.last_order_at', cfg.shop_time_zone),
     NULL, cfg.lifecycle_policy,
-    CASE WHEN cfg.person_match = 'customer' THEN 'SELECT NULL::bigint AS person_id, 0::bigint AS n WHERE false'
-         ELSE 'SELECT pi.person_id, pg_catalog.count(*) AS n FROM cdp.person_identifiers pi '
-              'WHERE pi.person_id IS NOT NULL AND pi.status = ''linked'' GROUP BY 1' END,
-    CASE WHEN cfg.person_match = 'customer' THEN 'SELECT NULL::bigint AS person_id, 0::bigint AS n WHERE false'
-         ELSE 'SELECT im.person_id, pg_catalog.count(DISTINCT im.source) AS n FROM cdp.identity_map im GROUP BY 1' END);
+    -- identifiers and sources: none without identity merge (no join at all), else counted per person.
+    CASE WHEN cfg.person_match = 'customer' THEN '0, 0'
+         ELSE 'coalesce(i.n, 0)::integer, coalesce(so.n, 0)::integer' END,
+    CASE WHEN cfg.person_match = 'customer' THEN ''
+         ELSE ' LEFT JOIN (SELECT pi.person_id, pg_catalog.count(*) AS n FROM cdp.person_identifiers pi '
+              'WHERE pi.person_id IS NOT NULL AND pi.status = ''linked'' GROUP BY 1) i ON i.person_id = s.person_id'
+              ' LEFT JOIN (SELECT im.person_id, pg_catalog.count(DISTINCT im.source) AS n FROM cdp.identity_map im '
+              'GROUP BY 1) so ON so.person_id = s.person_id' END);
   WITH written AS (
     SELECT * FROM cdp.profile_write_snapshot(sql, cfg.bins, cell_segments, cfg.segment_map)),
   stored AS (
