@@ -374,8 +374,13 @@ BEGIN
     group_by := 'p.person_id, p.unmatched_key';
   END IF;
 
-  DELETE FROM cdp.profile_refreshes r WHERE r.as_of = refresh_profiles.as_of;  -- cascades to group totals
-  DELETE FROM cdp.profile_snapshots s WHERE s.as_of = refresh_profiles.as_of;
+  -- Replacing: a snapshot's rows are written together with its cdp.profile_refreshes row (all or
+  -- nothing), so a new as_of has no rows to delete and the history is not scanned for them (the BRIN
+  -- index cannot skip the ranges appended since the last VACUUM).
+  IF EXISTS (SELECT 1 FROM cdp.profile_refreshes r WHERE r.as_of = refresh_profiles.as_of) THEN
+    DELETE FROM cdp.profile_refreshes r WHERE r.as_of = refresh_profiles.as_of;  -- cascades to group totals
+    DELETE FROM cdp.profile_snapshots s WHERE s.as_of = refresh_profiles.as_of;
+  END IF;
 
   IF cfg.bins <= 12 THEN
     SELECT pg_catalog.array_agg(cdp.rfm_segment(r.r, f.f, m.m, cfg.segment_map) ORDER BY r.r, f.f, m.m)
