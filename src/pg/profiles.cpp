@@ -384,6 +384,7 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
     // 3. Segment names.
     Segments segments;
     segments.bins = bins;
+    budget.charge(static_cast<std::size_t>(bins) * bins * bins * (sizeof(std::int32_t) + sizeof(Datum)));
     segments.cell.assign(static_cast<std::size_t>(bins) * bins * bins, -2);
     segments.keep = setup.work;
     segments.segment_map = setup.segment_map;
