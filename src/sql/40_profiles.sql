@@ -257,6 +257,20 @@ RETURN CASE WHEN shop_time_zone = 'UTC' THEN expression
 COMMENT ON FUNCTION cdp.profile_unshift(text, text) IS
   'pg_cdp profiles (internal): SQL text turning a shop-local wall-clock value (stored as UTC) back into the real instant';
 
+-- The scoring and writing half of cdp.refresh_profiles (src/pg/profiles.cpp): runs people_query (one
+-- row per person in the columns of cdp.profile_snapshots, r/f/m/rfm_segment NULL) once, scores r, f
+-- and m over all persons with the rule of cdp.rfm_score, names the segments (cell_segments: the
+-- bins^3 cell names, or NULL to look each occurring cell up with cdp.rfm_segment), appends the rows to
+-- cdp.profile_snapshots and returns the totals per segment, per stage and ('all') of the snapshot.
+CREATE FUNCTION cdp.profile_write_snapshot(people_query text, bins integer, cell_segments text[], segment_map text)
+RETURNS TABLE (dimension text, group_name text, customers bigint, revenue numeric, orders bigint,
+               recency_days_sum bigint, recency_days_n bigint, unattributed bigint)
+AS 'MODULE_PATHNAME', 'cdp_profile_write_snapshot'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION cdp.profile_write_snapshot(text, integer, text[], text) IS
+  'pg_cdp profiles (internal, used by cdp.refresh_profiles): runs the per-person query, scores and names segments, appends the snapshot rows and returns the totals';
+REVOKE EXECUTE ON FUNCTION cdp.profile_write_snapshot(text, integer, text[], text) FROM PUBLIC;
+
 -- Day boundaries: the aggregates count days in the session time zone, so the procedure runs with
 -- TimeZone = UTC and feeds them shop-local wall-clock times read as UTC (see cdp.profile_unshift).
 CREATE PROCEDURE cdp.refresh_profiles(as_of timestamptz)
@@ -347,21 +361,26 @@ BEGIN
   ELSE
     person_from := CASE cfg.person_match
       WHEN 'identity_map' THEN pg_catalog.format(
-        '%s o LEFT JOIN cdp.identity_map im ON im.source = $4 AND im.source_key = o.%I::text '
+        '%s o LEFT JOIN cdp.identity_map im ON im.source = %L AND im.source_key = o.%I::text '
         'CROSS JOIN LATERAL (SELECT im.person_id AS person_id, '
         'CASE WHEN im.person_id IS NULL THEN %s END AS unmatched_key) p',
-        rel, cfg.order_key_column, customer)
+        rel, cfg.person_source, cfg.order_key_column, customer)
       ELSE pg_catalog.format(
-        '%1$s o LEFT JOIN (SELECT d.k, cdp.person_id($4, d.k::text) AS pid '
-        '                    FROM (SELECT DISTINCT o.%2$I AS k FROM %1$s o WHERE %3$s <= $1) d) pm ON pm.k = %4$s '
+        '%1$s o LEFT JOIN (SELECT d.k, cdp.person_id(%5$L, d.k::text) AS pid '
+        '                    FROM (SELECT DISTINCT o.%2$I AS k FROM %1$s o WHERE %3$s <= %6$L::timestamptz) d) pm ON pm.k = %4$s '
         'CROSS JOIN LATERAL (SELECT pm.pid AS person_id, CASE WHEN pm.pid IS NULL THEN %4$s END AS unmatched_key) p',
-        rel, cfg.customer_column, ordered_at, customer) END;
+        rel, cfg.customer_column, ordered_at, customer, cfg.customer_id_type, as_of) END;
     person_cols := 'p.person_id, p.unmatched_key::text AS unmatched_key';
     group_by := 'p.person_id, p.unmatched_key';
   END IF;
 
-  DELETE FROM cdp.profile_refreshes r WHERE r.as_of = refresh_profiles.as_of;  -- cascades to group totals
-  DELETE FROM cdp.profile_snapshots s WHERE s.as_of = refresh_profiles.as_of;
+  -- Replacing: a snapshot's rows are written together with its cdp.profile_refreshes row (all or
+  -- nothing), so a new as_of has no rows to delete and the history is not scanned for them (the BRIN
+  -- index cannot skip the ranges appended since the last VACUUM).
+  IF EXISTS (SELECT 1 FROM cdp.profile_refreshes r WHERE r.as_of = refresh_profiles.as_of) THEN
+    DELETE FROM cdp.profile_refreshes r WHERE r.as_of = refresh_profiles.as_of;  -- cascades to group totals
+    DELETE FROM cdp.profile_snapshots s WHERE s.as_of = refresh_profiles.as_of;
+  END IF;
 
   IF cfg.bins <= 12 THEN
     SELECT pg_catalog.array_agg(cdp.rfm_segment(r.r, f.f, m.m, cfg.segment_map) ORDER BY r.r, f.f, m.m)
@@ -373,80 +392,53 @@ BEGIN
                                      person_match, orders_relation, duration_ms)
   VALUES (as_of, pg_catalog.now(), 0, 0, 0, currencies[1], cfg.person_match, rel::text, 0);
 
-  -- One statement, streaming: group the orders by person with the two C++ aggregates, score all
-  -- persons with three cdp.rfm_score window functions sharing one window (no sort), name each
-  -- (r, f, m) cell's segment, count identifiers and sources, insert the snapshot, and total the
-  -- inserted rows per segment and stage (RETURNING: the history table is never re-read).
+  -- One query groups the orders by person with the two C++ aggregates (and counts identifiers and
+  -- sources); cdp.profile_write_snapshot runs it once, scores all persons in C++ with the rule of
+  -- cdp.rfm_score, names the segments, appends the rows in bulk and returns the totals per segment
+  -- and stage (the history table is never re-read). Values enter the query as quoted literals.
   sql := pg_catalog.format($q$
-    WITH people AS (
-      SELECT g.person_id, g.unmatched_key,
-             (g.rs).first_order_at, (g.rs).last_order_at, (g.rs).orders, (g.rs).monetary, (g.rs).average_order_value,
-             CASE WHEN (g.rs).orders > 0 THEN
-               (($2 AT TIME ZONE 'UTC')::date - ((g.rs).last_order_at AT TIME ZONE 'UTC')::date) END AS recency_days,
-             (g.ls).stage, (g.ls).typical_gap_days, (g.ls).expected_next_order_at, (g.ls).overdue_ratio, (g.ls).stage_since
-        FROM (SELECT %5$s,
-                     cdp.rfm_agg(%1$s, %2$s) AS rs,
-                     cdp.lifecycle(%1$s, %2$s, $2, $5) AS ls
-                FROM %3$s
-               WHERE %4$s <= $1
-               GROUP BY %6$s) g),
-    scored AS (
-      SELECT pp.*,
-             cdp.rfm_score(-pp.recency_days::bigint, $3) OVER w AS r,
-             cdp.rfm_score(CASE WHEN pp.recency_days IS NOT NULL THEN pp.orders END, $3) OVER w AS f,
-             cdp.rfm_score(CASE WHEN pp.recency_days IS NOT NULL THEN pp.monetary END, $3) OVER w AS m
-        FROM people pp
-      WINDOW w AS ()),
-    identifiers AS (%7$s),
-    sources AS (%8$s),
-    inserted AS (
-      INSERT INTO cdp.profile_snapshots
-      SELECT $1,
-             CASE WHEN s.person_id IS NOT NULL THEN 'person:' || s.person_id ELSE 'customer:' || s.unmatched_key END,
-             s.person_id, s.orders, s.monetary, s.average_order_value, s.recency_days,
-             s.r, s.f, s.m, %12$s,
-             s.stage, s.typical_gap_days, %9$s, s.overdue_ratio, s.stage_since, %10$s, %11$s,
-             coalesce(i.n, 0), coalesce(so.n, 0)
-        FROM scored s%13$s
-        LEFT JOIN identifiers i ON i.person_id = s.person_id
-        LEFT JOIN sources so ON so.person_id = s.person_id
-      RETURNING person_id, rfm_segment, lifecycle_stage, monetary, orders, recency_days),
-    totals AS (
-      SELECT GROUPING(t.rfm_segment, t.lifecycle_stage) AS level, t.rfm_segment, t.lifecycle_stage,
-             pg_catalog.count(*) AS customers, coalesce(pg_catalog.sum(t.monetary), 0) AS revenue,
-             coalesce(pg_catalog.sum(t.orders), 0) AS orders,
-             coalesce(pg_catalog.sum(t.recency_days), 0) AS recency_days_sum,
-             pg_catalog.count(t.recency_days) AS recency_days_n,
-             pg_catalog.count(*) FILTER (WHERE t.person_id IS NULL) AS unattributed
-        FROM inserted t
-       GROUP BY GROUPING SETS ((t.rfm_segment), (t.lifecycle_stage), ())),
-    stored AS (
-      INSERT INTO cdp.profile_group_totals
-      SELECT $1,
-             CASE t.level WHEN 1 THEN 'rfm_segment' ELSE 'lifecycle_stage' END,
-             CASE t.level WHEN 1 THEN coalesce(t.rfm_segment, '(unscored)') ELSE t.lifecycle_stage END,
-             t.customers, t.revenue, t.orders, t.recency_days_sum, t.recency_days_n
-        FROM totals t WHERE t.level IN (1, 2))
-    SELECT t.customers, t.unattributed, t.orders FROM totals t WHERE t.level = 3$q$,
-    shifted, amount, person_from, ordered_at, person_cols, group_by,
-    CASE WHEN cfg.person_match = 'customer' THEN 'SELECT NULL::bigint AS person_id, 0::bigint AS n WHERE false'
-         ELSE 'SELECT pi.person_id, pg_catalog.count(*) AS n FROM cdp.person_identifiers pi '
-              'WHERE pi.person_id IS NOT NULL AND pi.status = ''linked'' GROUP BY 1' END,
-    CASE WHEN cfg.person_match = 'customer' THEN 'SELECT NULL::bigint AS person_id, 0::bigint AS n WHERE false'
-         ELSE 'SELECT im.person_id, pg_catalog.count(DISTINCT im.source) AS n FROM cdp.identity_map im GROUP BY 1' END,
+    SELECT %1$L::timestamptz,
+           CASE WHEN s.person_id IS NOT NULL THEN 'person:' || s.person_id ELSE 'customer:' || s.unmatched_key END,
+           s.person_id::bigint, s.orders::bigint, s.monetary::numeric, s.average_order_value::numeric,
+           s.recency_days::integer, NULL::integer, NULL::integer, NULL::integer, NULL::text,
+           s.stage::text, s.typical_gap_days::double precision, (%9$s)::timestamptz, s.overdue_ratio::double precision,
+           s.stage_since::date, (%10$s)::timestamptz, (%11$s)::timestamptz,
+           %14$s
+      FROM (SELECT g.person_id, g.unmatched_key,
+                   (g.rs).first_order_at, (g.rs).last_order_at, (g.rs).orders, (g.rs).monetary, (g.rs).average_order_value,
+                   CASE WHEN (g.rs).orders > 0 THEN
+                     ((%2$L::timestamptz AT TIME ZONE 'UTC')::date - ((g.rs).last_order_at AT TIME ZONE 'UTC')::date) END AS recency_days,
+                   (g.ls).stage, (g.ls).typical_gap_days, (g.ls).expected_next_order_at, (g.ls).overdue_ratio, (g.ls).stage_since
+              FROM (SELECT %5$s,
+                           cdp.rfm_agg(%3$s, %4$s) AS rs,
+                           cdp.lifecycle(%3$s, %4$s, %2$L::timestamptz, %13$L) AS ls
+                      FROM %6$s
+                     WHERE %7$s <= %1$L::timestamptz
+                     GROUP BY %8$s) g) s%15$s$q$,
+    as_of, local_as_of, shifted, amount, person_cols,
+    person_from,
+    ordered_at, group_by,
     cdp.profile_unshift('s.expected_next_order_at', cfg.shop_time_zone),
     cdp.profile_unshift('s.first_order_at', cfg.shop_time_zone),
     cdp.profile_unshift('s.last_order_at', cfg.shop_time_zone),
-    -- The segment: with few cells, looked up in an array of every cell's name (no join); else
-    -- named for the cells that occur and joined.
-    CASE WHEN cfg.bins <= 12 THEN '$7[((s.r - 1) * $3 + s.f - 1) * $3 + s.m]' ELSE 'c.segment' END,
-    CASE WHEN cfg.bins <= 12 THEN '' ELSE
-      ' LEFT JOIN (SELECT c.r, c.f, c.m, cdp.rfm_segment(c.r, c.f, c.m, $6) AS segment '
-      'FROM (SELECT DISTINCT s.r, s.f, s.m FROM scored s WHERE s.r IS NOT NULL) c) c '
-      'ON c.r = s.r AND c.f = s.f AND c.m = s.m' END);
-  EXECUTE sql INTO n_persons, n_unmatched, n_orders
-    USING as_of, local_as_of, cfg.bins, coalesce(cfg.person_source, cfg.customer_id_type), cfg.lifecycle_policy,
-          cfg.segment_map, cell_segments;
+    NULL, cfg.lifecycle_policy,
+    -- identifiers and sources: none without identity merge (no join at all), else counted per person.
+    CASE WHEN cfg.person_match = 'customer' THEN '0, 0'
+         ELSE 'coalesce(i.n, 0)::integer, coalesce(so.n, 0)::integer' END,
+    CASE WHEN cfg.person_match = 'customer' THEN ''
+         ELSE ' LEFT JOIN (SELECT pi.person_id, pg_catalog.count(*) AS n FROM cdp.person_identifiers pi '
+              'WHERE pi.person_id IS NOT NULL AND pi.status = ''linked'' GROUP BY 1) i ON i.person_id = s.person_id'
+              ' LEFT JOIN (SELECT im.person_id, pg_catalog.count(DISTINCT im.source) AS n FROM cdp.identity_map im '
+              'GROUP BY 1) so ON so.person_id = s.person_id' END);
+  WITH written AS (
+    SELECT * FROM cdp.profile_write_snapshot(sql, cfg.bins, cell_segments, cfg.segment_map)),
+  stored AS (
+    INSERT INTO cdp.profile_group_totals
+    SELECT refresh_profiles.as_of, w.dimension, w.group_name, w.customers, w.revenue, w.orders,
+           w.recency_days_sum, w.recency_days_n
+      FROM written w WHERE w.dimension <> 'all')
+  SELECT w.customers, w.unattributed, w.orders INTO n_persons, n_unmatched, n_orders
+    FROM written w WHERE w.dimension = 'all';
 
   UPDATE cdp.profile_refreshes r
      SET persons = n_persons, unattributed = n_unmatched, orders = n_orders,
