@@ -90,12 +90,12 @@ SELECT * FROM wp.compare_snapshot('2026-03-01 00:00+00', 5);
 SELECT persons, unattributed, orders = (SELECT sum(orders) FROM wp.actual('2026-03-01 00:00+00')) AS orders_match
   FROM cdp.profile_snapshot_list WHERE as_of = '2026-03-01 00:00+00';
 
--- 2. bins 20: scores on the 1..20 scale; the default map covers 1..5 only, so cdp.rfm_segment refuses
---    such cells (22023), exactly as for a plain query; with no scored person there is nothing to name.
+-- 2. bins 20: scores on the 1..20 scale; segment maps are on the 1..5 scale, so segments stay NULL
+--    (as in cdp.rfm); before all orders there is nothing to score.
 SELECT cdp.configure_orders('wp.orders', 'order_id', 'customer_id', 'ordered_at', 'amount', shop_time_zone => 'UTC',
                             bins => 20);
 CALL cdp.refresh_profiles('2026-03-01 00:00+00');
-SELECT count(*) AS persons FROM wp.actual('2026-03-01 00:00+00');  -- the earlier snapshot is intact
+SELECT * FROM wp.compare_snapshot('2026-03-01 00:00+00', 20);
 CALL cdp.refresh_profiles('2024-12-31 00:00+00');                   -- before all orders: nothing to score
 SELECT * FROM wp.compare_snapshot('2024-12-31 00:00+00', 20);
 
@@ -115,7 +115,7 @@ DROP TRIGGER count_rows ON cdp.profile_snapshots;
 -- 4. Replacing a snapshot leaves one row per person; a failed refresh leaves the old one untouched.
 CALL cdp.refresh_profiles('2026-03-01 00:00+00');
 SELECT count(*) AS rows, count(DISTINCT person_key) AS persons FROM cdp.profile_history WHERE as_of = '2026-03-01 00:00+00';
-UPDATE cdp.profile_config SET bins = 20;
+UPDATE cdp.profile_config SET segment_map = 'no_such_map';   -- the refresh fails (42704)
 CALL cdp.refresh_profiles('2026-03-01 00:00+00');
 SELECT count(*) AS rows, count(r) FILTER (WHERE r > 5) AS scores_above_5 FROM cdp.profile_history
  WHERE as_of = '2026-03-01 00:00+00';

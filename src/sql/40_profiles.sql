@@ -382,11 +382,14 @@ BEGIN
     DELETE FROM cdp.profile_snapshots s WHERE s.as_of = refresh_profiles.as_of;
   END IF;
 
-  IF cfg.bins <= 12 THEN
+  -- Segment maps are on the 1..5 scale: with other bins the segment stays NULL, as in cdp.rfm.
+  IF cfg.bins = 5 THEN
     SELECT pg_catalog.array_agg(cdp.rfm_segment(r.r, f.f, m.m, cfg.segment_map) ORDER BY r.r, f.f, m.m)
       INTO cell_segments
-      FROM pg_catalog.generate_series(1, cfg.bins) r(r), pg_catalog.generate_series(1, cfg.bins) f(f),
-           pg_catalog.generate_series(1, cfg.bins) m(m);
+      FROM pg_catalog.generate_series(1, 5) r(r), pg_catalog.generate_series(1, 5) f(f),
+           pg_catalog.generate_series(1, 5) m(m);
+  ELSE
+    cell_segments := pg_catalog.array_fill(NULL::text, ARRAY[cfg.bins * cfg.bins * cfg.bins]);
   END IF;
   INSERT INTO cdp.profile_refreshes (as_of, refreshed_at, persons, unattributed, orders, currency,
                                      person_match, orders_relation, duration_ms)
