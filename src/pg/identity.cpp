@@ -415,7 +415,7 @@ Config load_config(bool read_only = false) {
   Config config;
   uint64 n = spi_run(
       "SELECT id_type, normaliser, coalesce(max_per_person, 0)::int8, priority::int8, coalesce(hub_threshold, 0)::int8 "
-      "FROM cdp.identifier_types ORDER BY id_type",
+      "FROM cdp.identifier_types WHERE enabled ORDER BY id_type",
       {}, read_only);
   for (uint64 r = 0; r < n; ++r) {
     TypeRule rule;
@@ -435,7 +435,7 @@ Config load_config(bool read_only = false) {
 
 identity::Blocklist load_blocklist(const IdentityGraph& graph, const identity::ValueNormaliser& normaliser) {
   identity::Blocklist blocklist;
-  uint64 n = spi_run("SELECT id_type, value, (match = 'like')::int4::int8, reason FROM cdp.identifier_blocklist");
+  uint64 n = spi_run("SELECT id_type, value, (match = 'like')::int4::int8, reason FROM cdp.identifier_blocklist WHERE enabled");
   for (uint64 r = 0; r < n; ++r) {
     identity::Blocklist::Entry entry;
     if (!result_is_null(r, 1)) {
