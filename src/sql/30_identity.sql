@@ -220,11 +220,17 @@ CREATE TABLE cdp.merge_runs (
   excluded           jsonb,
   jitter             double precision,
   memory_bytes       bigint,
-  phase_ms           jsonb
+  phase_ms           jsonb,
+  rules_fingerprint  text,
+  resolved_links     bigint
 );
 COMMENT ON TABLE cdp.merge_runs IS
   'Identity merge: one row per successful run (a failed run is rolled back whole): counts read and skipped, links, records, persons, merges, splits, cut links, exclusions by reason, jitter (share of previously known records whose person changed), peak memory and milliseconds per phase';
 
+COMMENT ON COLUMN cdp.merge_runs.rules_fingerprint IS
+  'Identity merge: MD5 of the rules the run used (enabled types and blocklist entries, phone region, tombstones); the next incremental run re-resolves only what new links touch when it is unchanged';
+COMMENT ON COLUMN cdp.merge_runs.resolved_links IS
+  'Identity merge: links the run re-resolved (all of them in a full recompute, the touched part in an incremental run)';
 COMMENT ON SEQUENCE cdp.merge_runs_run_id_seq IS 'Identity merge: run ids of cdp.merge_runs';
 
 CREATE TABLE cdp.persons (
@@ -300,8 +306,10 @@ CREATE TABLE cdp.identity_links (
   first_seen timestamptz NOT NULL,
   last_seen  timestamptz NOT NULL
 );
+-- Hash index: 4-byte entries, cheap to maintain on append; incremental runs look records up by key.
+CREATE INDEX identity_links_key_idx ON cdp.identity_links USING hash (source_key);
 COMMENT ON TABLE cdp.identity_links IS
-  'Identity merge: the normalised links (record carries identifier) of all runs, append-only and without indexes so runs store them fast; a link stored twice (a row re-read at the high-water mark) is merged when loaded, and a full rebuild compacts the table';
+  'Identity merge: the normalised links (record carries identifier) of all runs, append-only; a link stored twice (a record observed again) is merged when loaded, and a full rebuild compacts the table';
 
 CREATE TABLE cdp.identity_tombstones (
   kind        text NOT NULL CHECK (kind IN ('identifier', 'record')),
