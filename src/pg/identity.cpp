@@ -1265,12 +1265,14 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
   std::set<int64_t> persons;
   collect_ids(
       "SELECT m.person_id FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(s, k) "
-      "JOIN cdp.identity_map m ON m.source = u.s AND m.source_key = u.k",
+      "CROSS JOIN LATERAL (SELECT x.person_id FROM cdp.identity_map x WHERE x.source = u.s AND x.source_key = u.k "
+      "OFFSET 0) m",
       {text_array_param(sources), text_array_param(keys)}, persons);
   const std::vector<SpiArg> value_args{text_array_param(type_names), text_array_param(values)};
   collect_ids(
       "SELECT p.person_id FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(t, v) "
-      "JOIN cdp.person_identifiers p ON p.id_type = u.t AND p.id_value = u.v",
+      "CROSS JOIN LATERAL (SELECT x.person_id FROM cdp.person_identifiers x WHERE x.id_type = u.t AND x.id_value = u.v "
+      "OFFSET 0) p",
       value_args, persons);
   if (prev.cut_links > 0) {
     collect_ids(
@@ -1328,7 +1330,8 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
     Cursor cursor(
         "SELECT l.source, l.source_key, l.id_type, l.id_value, l.valid, l.first_seen, l.last_seen "
         "FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(s, k) "
-        "JOIN cdp.identity_links l ON l.source_key = u.k AND l.source = u.s",
+        // One index probe per record (OFFSET 0 keeps the planner from sorting the whole table for a merge join).
+        "CROSS JOIN LATERAL (SELECT * FROM cdp.identity_links x WHERE x.source_key = u.k AND x.source = u.s OFFSET 0) l",
         {text_array_param(sources), text_array_param(keys)});
     const std::vector<bool> is_text{true, true, true, true, false, false, false};
     for (;;) {
@@ -1392,7 +1395,8 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
     Cursor cursor(
         "SELECT u.i, coalesce(p.person_id, 0), coalesce(p.reason, ''), p.records, p.first_seen, p.last_seen "
         "FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) "
-        "AS u(t, v, i) JOIN cdp.person_identifiers p ON p.id_type = u.t AND p.id_value = u.v",
+        "AS u(t, v, i) CROSS JOIN LATERAL (SELECT * FROM cdp.person_identifiers x WHERE x.id_type = u.t "
+        "AND x.id_value = u.v OFFSET 0) p",
         {text_array_param(t), text_array_param(v), int8_array_param(index)});
     const std::vector<bool> is_text{false, false, true, false, false, false};
     for (;;) {
