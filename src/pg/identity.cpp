@@ -1254,13 +1254,24 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
                       identity::ResolveStats& totals, int64_t& resolved_links) {
   // 1. Seed persons: of the new links' records and values.
   std::vector<std::string_view> sources, keys, type_names, values;
-  for (int32_t r = 0; r < staged.record_count(); ++r) {
-    sources.push_back(staged.record_source(r));
-    keys.push_back(staged.record_key(r));
+  {
+    std::vector<std::pair<std::string_view, std::string_view>> sorted;
+    for (int32_t r = 0; r < staged.record_count(); ++r) sorted.emplace_back(staged.record_source(r), staged.record_key(r));
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& [source, key] : sorted) {
+      sources.push_back(source);
+      keys.push_back(key);
+    }
   }
-  for (int32_t i = 0; i < staged.identifier_count(); ++i) {
-    type_names.push_back(staged.types()[staged.identifier_type(i)].name);
-    values.push_back(staged.identifier_value(i));
+  {
+    std::vector<std::pair<std::string_view, std::string_view>> sorted;
+    for (int32_t i = 0; i < staged.identifier_count(); ++i)
+      sorted.emplace_back(staged.types()[staged.identifier_type(i)].name, staged.identifier_value(i));
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& [type, value] : sorted) {
+      type_names.push_back(type);
+      values.push_back(value);
+    }
   }
   std::set<int64_t> persons;
   collect_ids(
@@ -1387,10 +1398,16 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
   {
     std::vector<std::string_view> t, v;
     std::vector<int64_t> index;
-    for (int32_t i = 0; i < graph.identifier_count(); ++i) {
+    for (int32_t i = 0; i < graph.identifier_count(); ++i) index.push_back(i);
+    // Probes in key order touch the primary key's leaves in order.
+    std::sort(index.begin(), index.end(), [&](int64_t a, int64_t b) {
+      const std::string& ta = graph.types()[graph.identifier_type(a)].name;
+      const std::string& tb = graph.types()[graph.identifier_type(b)].name;
+      return ta != tb ? ta < tb : graph.identifier_value(a) < graph.identifier_value(b);
+    });
+    for (int64_t i : index) {
       t.push_back(graph.types()[graph.identifier_type(i)].name);
       v.push_back(graph.identifier_value(i));
-      index.push_back(i);
     }
     Cursor cursor(
         "SELECT u.i, coalesce(p.person_id, 0), coalesce(p.reason, ''), p.records, p.first_seen, p.last_seen "
