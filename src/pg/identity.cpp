@@ -740,8 +740,13 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     store_sql = "WITH u AS (" + rows + "), ins AS (" + insert +
                 "SELECT * FROM u RETURNING 1) SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM ins)";
   // Fast path: straight into the table (no indexes there), unless tombstones must be filtered in SQL.
-  // After a TRUNCATE (full rebuild) the index is built once at the end instead of row by row.
-  HeapAppender appender("identity_links", 7, full_rebuild);
+  // Into an empty table (a full rebuild's TRUNCATE, a first run) the index is built once at the end.
+  bool links_empty = full_rebuild;
+  if (!links_empty) {
+    spi_run("SELECT (NOT EXISTS (SELECT FROM cdp.identity_links))::int4::int8");
+    links_empty = result_int64(0, 1) != 0;
+  }
+  HeapAppender appender("identity_links", 7, links_empty);
   if (!tombstones && appender.usable()) {
     for (const IngestLink& link : links) {
       const int type = staged.identifier_type(link.identifier);
