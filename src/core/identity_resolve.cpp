@@ -152,6 +152,13 @@ void IdentityGraph::add_link(int32_t record, int32_t identifier, int64_t first_s
   last_seen_[identifier] = std::max(last_seen_[identifier], last_seen);
 }
 
+void IdentityGraph::set_identifier_totals(int32_t identifier, int64_t records, int64_t first_seen, int64_t last_seen) {
+  if (total_records_.size() < static_cast<std::size_t>(identifiers_.size())) total_records_.resize(identifiers_.size(), 0);
+  total_records_[identifier] = records;
+  first_seen_[identifier] = std::min(first_seen_[identifier], first_seen);
+  last_seen_[identifier] = std::max(last_seen_[identifier], last_seen);
+}
+
 std::string_view IdentityGraph::record_source(int32_t record) const {
   std::string_view key = records_.at(record);
   return key.substr(0, key.find('\0'));
@@ -198,7 +205,7 @@ int64_t IdentityGraph::identifier_person(int32_t identifier) const {
 std::size_t IdentityGraph::memory_bytes() const {
   auto bytes = [](const auto& v) { return v.capacity() * sizeof(v[0]); };
   return records_.memory_bytes() + identifiers_.memory_bytes() + bytes(previous_) + bytes(reason_) +
-         bytes(first_seen_) + bytes(last_seen_) + bytes(link_record_) + bytes(link_identifier_) + bytes(offsets_) +
+         bytes(first_seen_) + bytes(last_seen_) + bytes(total_records_) + bytes(link_record_) + bytes(link_identifier_) + bytes(offsets_) +
          bytes(adjacent_) + bytes(cut_) + bytes(parent_) + bytes(size_) + bytes(limited_head_) +
          bytes(limited_next_) + bytes(limited_identifier_) + bytes(anchor_) + bytes(component_order_) +
          bytes(person_of_root_) + bytes(persons_) + bytes(cuts_) + bytes(events_);

@@ -88,6 +88,9 @@ class IdentityGraph {
   int32_t find_identifier(int type, std::string_view value) const;
   void add_link(int32_t record, int32_t identifier, int64_t first_seen, int64_t last_seen);
   void set_previous_person(int32_t record, int64_t person_id) { previous_[record] = person_id; }
+  // For a value of which only some records are loaded (an incremental run's subgraph): its true number of
+  // records (which the hub cap tests and identifier_records reports) and its first/last seen over all of them.
+  void set_identifier_totals(int32_t identifier, int64_t records, int64_t first_seen, int64_t last_seen);
 
   // Blocklist is applied here (not at ingest) so a new entry splits persons on the next run.
   void resolve(const Blocklist& blocklist);
@@ -106,7 +109,11 @@ class IdentityGraph {
   std::string_view identifier_value(int32_t identifier) const { return identifiers_.at(identifier).substr(1); }
   Reason identifier_reason(int32_t identifier) const { return static_cast<Reason>(reason_[identifier]); }
   int64_t identifier_person(int32_t identifier) const;  // 0 when it links nobody
-  int64_t identifier_records(int32_t identifier) const { return offsets_[identifier + 1] - offsets_[identifier]; }
+  int64_t identifier_records(int32_t identifier) const {
+    if (static_cast<std::size_t>(identifier) < total_records_.size() && total_records_[identifier] > 0)
+      return total_records_[identifier];
+    return offsets_[identifier + 1] - offsets_[identifier];
+  }
   int64_t identifier_first_seen(int32_t identifier) const { return first_seen_[identifier]; }
   int64_t identifier_last_seen(int32_t identifier) const { return last_seen_[identifier]; }
   // Persons in ascending id order with their record counts.
@@ -135,6 +142,7 @@ class IdentityGraph {
   std::vector<int64_t> previous_;
   std::vector<uint8_t> reason_;
   std::vector<int64_t> first_seen_, last_seen_;
+  std::vector<int64_t> total_records_;  // per identifier, 0 = all its records are loaded (set_identifier_totals)
   std::vector<int32_t> link_record_, link_identifier_;  // raw links, released after build_adjacency
 
   // After resolve.

@@ -114,6 +114,23 @@ SpiArg text_param(std::string_view s) {
 SpiArg int8_param(int64_t v) { return SpiArg{INT8OID, Int64GetDatum(v), false}; }
 SpiArg bool_param(bool v) { return SpiArg{BOOLOID, BoolGetDatum(v), false}; }
 SpiArg oid_param(Oid v) { return SpiArg{OIDOID, ObjectIdGetDatum(v), false}; }
+SpiArg int8_array_param(const std::vector<int64_t>& values) {
+  Datum d = pg_call([&]() -> Datum {
+    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (values.size() + 1)));
+    for (std::size_t i = 0; i < values.size(); ++i) elems[i] = Int64GetDatum(values[i]);
+    return PointerGetDatum(construct_array(elems, static_cast<int>(values.size()), INT8OID, 8, true, TYPALIGN_DOUBLE));
+  });
+  return SpiArg{INT8ARRAYOID, d, false};
+}
+SpiArg text_array_param(const std::vector<std::string_view>& values) {
+  Datum d = pg_call([&]() -> Datum {
+    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (values.size() + 1)));
+    for (std::size_t i = 0; i < values.size(); ++i)
+      elems[i] = PointerGetDatum(cstring_to_text_with_len(values[i].data(), values[i].size()));
+    return PointerGetDatum(construct_array(elems, static_cast<int>(values.size()), TEXTOID, -1, false, TYPALIGN_INT));
+  });
+  return SpiArg{TEXTARRAYOID, d, false};
+}
 
 void notice(const std::string& message) {
   pg_call([&] { ereport(NOTICE, (errmsg("%s", message.c_str()))); });
@@ -415,7 +432,7 @@ Config load_config(bool read_only = false) {
   Config config;
   uint64 n = spi_run(
       "SELECT id_type, normaliser, coalesce(max_per_person, 0)::int8, priority::int8, coalesce(hub_threshold, 0)::int8 "
-      "FROM cdp.identifier_types ORDER BY id_type",
+      "FROM cdp.identifier_types WHERE enabled ORDER BY id_type",
       {}, read_only);
   for (uint64 r = 0; r < n; ++r) {
     TypeRule rule;
@@ -435,7 +452,7 @@ Config load_config(bool read_only = false) {
 
 identity::Blocklist load_blocklist(const IdentityGraph& graph, const identity::ValueNormaliser& normaliser) {
   identity::Blocklist blocklist;
-  uint64 n = spi_run("SELECT id_type, value, (match = 'like')::int4::int8, reason FROM cdp.identifier_blocklist");
+  uint64 n = spi_run("SELECT id_type, value, (match = 'like')::int4::int8, reason FROM cdp.identifier_blocklist WHERE enabled");
   for (uint64 r = 0; r < n; ++r) {
     identity::Blocklist::Entry entry;
     if (!result_is_null(r, 1)) {
@@ -559,7 +576,8 @@ struct IngestLink {
 // here is handed back (reuse) and resolve_and_write skips reading cdp.identity_links again.
 void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
             Phases& phases, Skipped& skipped, int64_t& read, int64_t& new_links, int64_t& high_water_mark,
-            bool& has_hwm, std::unique_ptr<IdentityGraph>& reuse) {
+            bool& has_hwm, std::unique_ptr<IdentityGraph>& reuse, std::unique_ptr<IdentityGraph>& staged_out,
+            std::vector<std::pair<int32_t, int32_t>>& new_pairs) {
   const std::string name = relation_name(relation);
   validate_columns(relation, name);
 
@@ -722,7 +740,13 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     store_sql = "WITH u AS (" + rows + "), ins AS (" + insert +
                 "SELECT * FROM u RETURNING 1) SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM ins)";
   // Fast path: straight into the table (no indexes there), unless tombstones must be filtered in SQL.
-  HeapAppender appender("identity_links", 7);
+  // Into an empty table (a full rebuild's TRUNCATE, a first run) the index is built once at the end.
+  bool links_empty = full_rebuild;
+  if (!links_empty) {
+    spi_run("SELECT (NOT EXISTS (SELECT FROM cdp.identity_links))::int4::int8");
+    links_empty = result_int64(0, 1) != 0;
+  }
+  HeapAppender appender("identity_links", 7, links_empty);
   if (!tombstones && appender.usable()) {
     for (const IngestLink& link : links) {
       const int type = staged.identifier_type(link.identifier);
@@ -755,12 +779,37 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   if (tombstones) skipped.forgotten = static_cast<int64_t>(batch.total()) - batch.sum(0);
   if (full_rebuild && !tombstones) {
     for (const IngestLink& link : links) staged.add_link(link.record, link.identifier, link.first_seen, link.last_seen);
+  } else if (!full_rebuild) {
+    // An incremental run may re-resolve only the part of the graph these links touch.
+    new_pairs.reserve(links.size());
+    for (const IngestLink& link : links) new_pairs.emplace_back(link.record, link.identifier);
+    staged_out = std::move(reuse);
   } else {
     reuse.reset();
   }
   phases.lap("store");
   notice("merge_identities: stored " + std::to_string(new_links) + " distinct links in " + std::to_string(phases.ms.back().second) + " ms");
 }
+
+struct Removed {
+  std::string source, key;
+  int64_t person;
+};
+struct Gone {
+  std::string type, value;
+};
+// The stored state a resolved graph is compared with, so that only changes are written.
+struct Previous {
+  std::vector<Removed> removed;             // records in identity_map that the graph no longer has
+  int64_t map_rows = 0, identifier_rows = 0;  // stored rows read (0: the table is empty)
+  std::vector<uint64_t> row;                // per identifier: fingerprint of its stored person_identifiers row
+  std::vector<Gone> gone;                   // person_identifiers rows the graph no longer has
+  int64_t unknown_links = 0;
+  const std::vector<int64_t>* component_persons = nullptr;  // incremental subgraph: the persons it covers
+};
+
+void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
+                   Phases& phases, identity::ResolveStats& stats, IdentityGraph& graph, Previous& previous);
 
 // Loads every stored link and the previous map, resolves, assigns ids and writes the results.
 void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
@@ -801,12 +850,10 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
     }
   }
   // The previous map: ids to keep, and records that no longer exist.
-  struct Removed {
-    std::string source, key;
-    int64_t person;
-  };
-  int64_t previous_map_rows = 0, previous_identifier_rows = 0;  // empty tables take plain INSERTs
-  std::vector<Removed> removed;
+  Previous previous;
+  int64_t& previous_map_rows = previous.map_rows;  // empty tables take plain INSERTs
+  int64_t& previous_identifier_rows = previous.identifier_rows;
+  std::vector<Removed>& removed = previous.removed;
   {
     Cursor cursor("SELECT source, source_key, person_id FROM cdp.identity_map", {});
     const std::vector<bool> is_text{true, true, false};
@@ -828,11 +875,9 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
     }
   }
   // The previous person_identifiers rows, as a fingerprint per identifier, so only changed rows are written.
-  std::vector<uint64_t> previous_row(graph.identifier_count(), 0);
-  struct Gone {
-    std::string type, value;
-  };
-  std::vector<Gone> gone_identifiers;
+  std::vector<uint64_t>& previous_row = previous.row;
+  previous_row.assign(graph.identifier_count(), 0);
+  std::vector<Gone>& gone_identifiers = previous.gone;
   {
     Cursor cursor(
         "SELECT id_type, id_value, coalesce(person_id, 0), coalesce(reason, ''), records, first_seen, last_seen "
@@ -864,6 +909,22 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
   memory.check(graph.memory_bytes() + previous_row.capacity() * 8);
   phases.lap("load");
 
+  previous.unknown_links = unknown_links;
+  resolve_write(run_id, config, interrupts, memory, phases, stats, graph, previous);
+}
+
+// Resolves a loaded graph, assigns ids and writes what changed against `previous` (the stored rows of the
+// graph's records and identifiers). With previous.component_persons set the graph is a closed part of the
+// whole (an incremental run's subgraph) and only its cuts are replaced.
+void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
+                   Phases& phases, identity::ResolveStats& stats, IdentityGraph& graph, Previous& previous) {
+  identity::ValueNormaliser normaliser(config.phone_region);
+  int64_t& previous_map_rows = previous.map_rows;
+  int64_t& previous_identifier_rows = previous.identifier_rows;
+  std::vector<Removed>& removed = previous.removed;
+  std::vector<uint64_t>& previous_row = previous.row;
+  std::vector<Gone>& gone_identifiers = previous.gone;
+  const int64_t unknown_links = previous.unknown_links;
   const identity::Blocklist blocklist = load_blocklist(graph, normaliser);
   graph.resolve(blocklist);
   memory.check(graph.memory_bytes() + previous_row.capacity() * 8);
@@ -1074,7 +1135,10 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
   phases.lap("write_identifiers");
   // identity_cuts: current state, small.
   {
-    spi_run("DELETE FROM cdp.identity_cuts");
+    if (previous.component_persons)
+      spi_run("DELETE FROM cdp.identity_cuts WHERE record_person = ANY ($1)", {int8_array_param(*previous.component_persons)});
+    else
+      spi_run("DELETE FROM cdp.identity_cuts");
     ArrayBatch insert(
         "INSERT INTO cdp.identity_cuts (id_type, id_value, source, source_key, conflict_type, identifier_person, "
         "record_person, run_id) SELECT u.t, u.v, u.s, u.k, u.c, NULLIF(u.ip, 0), u.rp, u.run "
@@ -1123,6 +1187,299 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
            " stored links whose id_type is no longer in cdp.identifier_types");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Incremental runs over a subgraph.
+
+// The rules a result depends on: enabled types and blocklist entries, the phone region and the tombstones.
+// Equal fingerprints of two runs mean the stored result of the first is still the result of its links.
+std::string rules_fingerprint() {
+  spi_run(
+      "SELECT pg_catalog.md5(pg_catalog.concat_ws('#', "
+      "(SELECT pg_catalog.string_agg(pg_catalog.concat_ws('|', id_type, normaliser, max_per_person, priority, "
+      "hub_threshold), ',' ORDER BY id_type) FROM cdp.identifier_types WHERE enabled), "
+      "(SELECT pg_catalog.string_agg(pg_catalog.concat_ws('|', coalesce(id_type, '*'), value, match), ',' "
+      "ORDER BY id_type, value, match) FROM cdp.identifier_blocklist WHERE enabled), "
+      "(SELECT pg_catalog.string_agg(default_phone_region, ',') FROM cdp.identity_settings), "
+      "(SELECT pg_catalog.count(*)::text || '|' || coalesce(pg_catalog.md5(pg_catalog.string_agg("
+      "kind || pg_catalog.encode(key_sha256, 'hex'), ',' ORDER BY kind, key_sha256)), '') "
+      "FROM cdp.identity_tombstones)))");
+  return result_text(0, 1);
+}
+
+// Totals of the latest successful run (merge or erasure), which an incremental run adjusts.
+struct PreviousRun {
+  bool found = false;
+  std::string fingerprint;
+  int64_t links = 0, records = 0, identifiers = 0, persons = 0, cut_links = 0;
+  int64_t invalid = 0, blocklisted = 0, hubs = 0, conflict_cut = 0;
+};
+
+PreviousRun previous_run(int64_t run_id) {
+  PreviousRun prev;
+  uint64 n = spi_run(
+      "SELECT rules_fingerprint, links, records, identifiers, persons, cut_links, "
+      "(excluded->>'invalid')::int8, (excluded->>'blocklist')::int8, (excluded->>'hub')::int8, "
+      "(excluded->>'conflict_cut')::int8 FROM cdp.merge_runs WHERE status = 'ok' AND run_id <> $1 "
+      "ORDER BY run_id DESC LIMIT 1",
+      {int8_param(run_id)});
+  if (n == 0 || result_is_null(0, 1) || result_is_null(0, 2) || result_is_null(0, 7)) return prev;
+  prev.found = true;
+  prev.fingerprint = result_text(0, 1);
+  prev.links = result_int64(0, 2);
+  prev.records = result_int64(0, 3);
+  prev.identifiers = result_int64(0, 4);
+  prev.persons = result_int64(0, 5);
+  prev.cut_links = result_int64(0, 6);
+  prev.invalid = result_int64(0, 7);
+  prev.blocklisted = result_int64(0, 8);
+  prev.hubs = result_int64(0, 9);
+  prev.conflict_cut = result_int64(0, 10);
+  return prev;
+}
+
+// Collects column 1 (int8, NULLs skipped) of a query's result into `out`.
+void collect_ids(const char* sql, const std::vector<SpiArg>& params, std::set<int64_t>& out) {
+  const uint64 n = spi_run(sql, params);
+  for (uint64 r = 0; r < n; ++r)
+    if (!result_is_null(r, 1)) out.insert(result_int64(r, 1));
+}
+
+// Re-resolves only what the new links touch. With the rules unchanged since the previous run, persons
+// form independently inside the connected parts of the record-identifier graph (over identifiers that may
+// link), and such a part is the set of persons joined through cut links. So the subgraph is: the persons of
+// the new links' records and values, closed over identity_cuts, with all their records and all links of
+// those records. Values that link nobody (invalid, blocklisted, hubs) keep their other records outside; their
+// true record counts come from the stored rows plus the new links. A value whose count crosses its hub
+// threshold belongs to a person of the subgraph already (it carries a new link). Every value that may link is
+// checked to have all its records loaded; if not (or the subgraph is large) the caller falls back to the full
+// recompute. Returns false before writing anything in that case.
+bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
+                      Phases& phases, const IdentityGraph& staged,
+                      const std::vector<std::pair<int32_t, int32_t>>& new_pairs, const PreviousRun& prev,
+                      identity::ResolveStats& totals, int64_t& resolved_links) {
+  // 1. Seed persons: of the new links' records and values.
+  std::vector<std::string_view> sources, keys, type_names, values;
+  {
+    std::vector<std::pair<std::string_view, std::string_view>> sorted;
+    for (int32_t r = 0; r < staged.record_count(); ++r) sorted.emplace_back(staged.record_source(r), staged.record_key(r));
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& [source, key] : sorted) {
+      sources.push_back(source);
+      keys.push_back(key);
+    }
+  }
+  {
+    std::vector<std::pair<std::string_view, std::string_view>> sorted;
+    for (int32_t i = 0; i < staged.identifier_count(); ++i)
+      sorted.emplace_back(staged.types()[staged.identifier_type(i)].name, staged.identifier_value(i));
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& [type, value] : sorted) {
+      type_names.push_back(type);
+      values.push_back(value);
+    }
+  }
+  std::set<int64_t> persons;
+  collect_ids(
+      "SELECT m.person_id FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(s, k) "
+      "CROSS JOIN LATERAL (SELECT x.person_id FROM cdp.identity_map x WHERE x.source = u.s AND x.source_key = u.k "
+      "OFFSET 0) m",
+      {text_array_param(sources), text_array_param(keys)}, persons);
+  const std::vector<SpiArg> value_args{text_array_param(type_names), text_array_param(values)};
+  collect_ids(
+      "SELECT p.person_id FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(t, v) "
+      "CROSS JOIN LATERAL (SELECT x.person_id FROM cdp.person_identifiers x WHERE x.id_type = u.t AND x.id_value = u.v "
+      "OFFSET 0) p",
+      value_args, persons);
+  if (prev.cut_links > 0) {
+    collect_ids(
+        "SELECT x.p FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(t, v) "
+        "JOIN cdp.identity_cuts c ON c.id_type = u.t AND c.id_value = u.v, "
+        "LATERAL (VALUES (c.identifier_person), (c.record_person)) AS x(p)",
+        value_args, persons);
+    // Closed over cut links: persons that one identifier would have joined belong together.
+    for (std::size_t before = 0; before != persons.size();) {
+      before = persons.size();
+      collect_ids(
+          "SELECT x.p FROM cdp.identity_cuts c JOIN cdp.identity_cuts c2 "
+          "ON c2.id_type = c.id_type AND c2.id_value = c.id_value, "
+          "LATERAL (VALUES (c2.identifier_person), (c2.record_person)) AS x(p) "
+          "WHERE c.identifier_person = ANY ($1) OR c.record_person = ANY ($1)",
+          {int8_array_param(std::vector<int64_t>(persons.begin(), persons.end()))}, persons);
+    }
+  }
+  const std::vector<int64_t> component_persons(persons.begin(), persons.end());
+  const SpiArg persons_arg = int8_array_param(component_persons);
+  spi_run("SELECT coalesce(pg_catalog.sum(records), 0)::int8, pg_catalog.count(*)::int8 FROM cdp.persons "
+          "WHERE person_id = ANY ($1)", {persons_arg});
+  const int64_t person_records = result_int64(0, 1), previous_persons = result_int64(0, 2);
+  if (person_records + staged.record_count() > prev.records / 4 + 1000) return false;  // a full run is cheaper
+
+  // 2. The records: of those persons (with their previous person) and the new ones.
+  IdentityGraph graph(config.types, &interrupts);
+  std::map<std::pair<std::string, std::string>, int64_t> previous_of;
+  {
+    Cursor cursor("SELECT source, source_key, person_id FROM cdp.identity_map WHERE person_id = ANY ($1)", {persons_arg});
+    const std::vector<bool> is_text{true, true, false};
+    for (;;) {
+      const std::size_t rows = cursor.fetch(3, is_text);
+      if (rows == 0) break;
+      for (std::size_t r = 0; r < rows; ++r)
+        previous_of.emplace(std::make_pair(std::string(cursor.cell(r, 0).view()), std::string(cursor.cell(r, 1).view())),
+                            DatumGetInt64(cursor.datum(r, 2)));
+      check_for_interrupts();
+    }
+  }
+  std::set<std::pair<std::string_view, std::string_view>> record_keys;
+  for (const auto& [key, person] : previous_of) record_keys.emplace(key.first, key.second);
+  for (int32_t r = 0; r < staged.record_count(); ++r) record_keys.emplace(staged.record_source(r), staged.record_key(r));
+  sources.clear();
+  keys.clear();
+  for (const auto& [source, key] : record_keys) {
+    sources.push_back(source);
+    keys.push_back(key);
+  }
+
+  // 3. All stored links of those records (a record without stored links, e.g. a tombstoned one, is no record).
+  std::vector<uint64_t> loaded_pairs;  // record << 32 | identifier, one per stored row
+  int64_t unknown_links = 0;
+  {
+    Cursor cursor(
+        "SELECT l.source, l.source_key, l.id_type, l.id_value, l.valid, l.first_seen, l.last_seen "
+        "FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(s, k) "
+        // One index probe per record (OFFSET 0 keeps the planner from sorting the whole table for a merge join).
+        "CROSS JOIN LATERAL (SELECT * FROM cdp.identity_links x WHERE x.source_key = u.k AND x.source = u.s OFFSET 0) l",
+        {text_array_param(sources), text_array_param(keys)});
+    const std::vector<bool> is_text{true, true, true, true, false, false, false};
+    for (;;) {
+      const std::size_t rows = cursor.fetch(7, is_text);
+      if (rows == 0) break;
+      for (std::size_t r = 0; r < rows; ++r) {
+        interrupts.tick();
+        const int type = graph.type_index(cursor.cell(r, 2).view());
+        if (type < 0) {
+          ++unknown_links;
+          continue;
+        }
+        const int32_t record = graph.add_record(cursor.cell(r, 0).view(), cursor.cell(r, 1).view());
+        const int32_t identifier =
+            graph.add_identifier(type, cursor.cell(r, 3).view(), DatumGetBool(cursor.datum(r, 4)));
+        graph.add_link(record, identifier, static_cast<int64_t>(cursor.datum(r, 5)), static_cast<int64_t>(cursor.datum(r, 6)));
+        loaded_pairs.push_back(static_cast<uint64_t>(record) << 32 | static_cast<uint32_t>(identifier));
+      }
+      check_for_interrupts();
+      memory.check(graph.memory_bytes() + loaded_pairs.capacity() * 8);
+    }
+  }
+  Previous previous;
+  previous.component_persons = &component_persons;
+  previous.unknown_links = unknown_links;
+  previous.map_rows = std::max<int64_t>(1, static_cast<int64_t>(previous_of.size()));  // never the bulk path
+  previous.identifier_rows = 1;
+  for (const auto& [key, person] : previous_of) {
+    const int32_t record = graph.find_record(key.first, key.second);
+    if (record < 0) return false;  // a stored record without stored links: not the state we expect
+    graph.set_previous_person(record, person);
+  }
+
+  // 4. Per value: distinct records loaded, and new links (a pair of this run stored exactly once).
+  std::sort(loaded_pairs.begin(), loaded_pairs.end());
+  std::vector<int64_t> new_links_of(graph.identifier_count(), 0), loaded_records_of(graph.identifier_count(), 0);
+  for (std::size_t i = 0; i < loaded_pairs.size(); ++i)
+    if (i == 0 || loaded_pairs[i] != loaded_pairs[i - 1]) ++loaded_records_of[static_cast<uint32_t>(loaded_pairs[i])];
+  for (const auto& [staged_record, staged_identifier] : new_pairs) {
+    const int32_t record = graph.find_record(staged.record_source(staged_record), staged.record_key(staged_record));
+    const int32_t identifier =
+        graph.find_identifier(staged.identifier_type(staged_identifier), staged.identifier_value(staged_identifier));
+    if (record < 0 || identifier < 0) continue;  // tombstoned, not stored
+    const uint64_t key = static_cast<uint64_t>(record) << 32 | static_cast<uint32_t>(identifier);
+    const auto range = std::equal_range(loaded_pairs.begin(), loaded_pairs.end(), key);
+    if (range.second - range.first == 1) ++new_links_of[identifier];
+  }
+
+  // 5. The stored rows of those values: what changes, and the totals of values only partly loaded.
+  previous.row.assign(graph.identifier_count(), 0);
+  std::vector<int64_t> stored_records(graph.identifier_count(), 0);
+  int64_t stored_rows = 0, before_invalid = 0, before_blocklisted = 0, before_hubs = 0, before_cut = 0;
+  {
+    std::vector<std::string_view> t, v;
+    std::vector<int64_t> index;
+    for (int32_t i = 0; i < graph.identifier_count(); ++i) index.push_back(i);
+    // Probes in key order touch the primary key's leaves in order.
+    std::sort(index.begin(), index.end(), [&](int64_t a, int64_t b) {
+      const std::string& ta = graph.types()[graph.identifier_type(a)].name;
+      const std::string& tb = graph.types()[graph.identifier_type(b)].name;
+      return ta != tb ? ta < tb : graph.identifier_value(a) < graph.identifier_value(b);
+    });
+    for (int64_t i : index) {
+      t.push_back(graph.types()[graph.identifier_type(i)].name);
+      v.push_back(graph.identifier_value(i));
+    }
+    Cursor cursor(
+        "SELECT u.i, coalesce(p.person_id, 0), coalesce(p.reason, ''), p.records, p.first_seen, p.last_seen "
+        "FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) "
+        "AS u(t, v, i) CROSS JOIN LATERAL (SELECT * FROM cdp.person_identifiers x WHERE x.id_type = u.t "
+        "AND x.id_value = u.v OFFSET 0) p",
+        {text_array_param(t), text_array_param(v), int8_array_param(index)});
+    const std::vector<bool> is_text{false, false, true, false, false, false};
+    for (;;) {
+      const std::size_t rows = cursor.fetch(6, is_text);
+      if (rows == 0) break;
+      for (std::size_t r = 0; r < rows; ++r) {
+        ++stored_rows;
+        const int32_t identifier = static_cast<int32_t>(DatumGetInt64(cursor.datum(r, 0)));
+        const std::string_view reason = cursor.cell(r, 2).view();
+        const int64_t records = DatumGetInt64(cursor.datum(r, 3));
+        const int64_t first = static_cast<int64_t>(cursor.datum(r, 4)), last = static_cast<int64_t>(cursor.datum(r, 5));
+        stored_records[identifier] = records;
+        std::string fingerprint = std::to_string(DatumGetInt64(cursor.datum(r, 1))) + '/' + std::string(reason) + '/' +
+                                  std::to_string(records) + '/' + std::to_string(first) + '/' + std::to_string(last);
+        previous.row[identifier] = identity::hash_bytes(fingerprint) | 1;
+        if (reason == "invalid") ++before_invalid;
+        if (reason == "blocklist") ++before_blocklisted;
+        if (reason == "hub") ++before_hubs;
+        if (reason == "conflict_cut") ++before_cut;
+        const bool partial = reason == "invalid" || reason == "blocklist" || reason == "hub";
+        if (partial) {
+          graph.set_identifier_totals(identifier, records + new_links_of[identifier],
+                                      cursor.cell(r, 4).is_null() ? INT64_MAX : first,
+                                      cursor.cell(r, 5).is_null() ? INT64_MIN : last);
+        } else if (loaded_records_of[identifier] != records + new_links_of[identifier]) {
+          return false;  // a value that may link has records outside the subgraph
+        }
+      }
+      check_for_interrupts();
+    }
+  }
+  for (int32_t i = 0; i < graph.identifier_count(); ++i)
+    if (previous.row[i] == 0 && loaded_records_of[i] != new_links_of[i]) return false;  // new value, old links?
+  memory.check(graph.memory_bytes() + loaded_pairs.capacity() * 8);
+  spi_run("SELECT pg_catalog.count(*)::int8 FROM cdp.identity_cuts WHERE record_person = ANY ($1)", {persons_arg});
+  const int64_t previous_cuts = result_int64(0, 1);
+  phases.lap("load");
+  notice("merge_identities: incremental run re-resolves " + std::to_string(graph.record_count()) + " records of " +
+         std::to_string(component_persons.size()) + " persons touched by new links");
+
+  identity::ResolveStats sub;
+  resolve_write(run_id, config, interrupts, memory, phases, sub, graph, previous);
+
+  // Totals: the previous run's, with the subgraph's part replaced.
+  int64_t link_delta = 0;
+  for (int32_t i = 0; i < graph.identifier_count(); ++i) link_delta += graph.identifier_records(i) - stored_records[i];
+  totals = sub;
+  totals.links = prev.links + link_delta;
+  totals.records = prev.records - static_cast<int64_t>(previous_of.size()) + sub.records;
+  totals.identifiers = prev.identifiers - stored_rows + sub.identifiers;
+  totals.persons = prev.persons - previous_persons + sub.persons;
+  totals.invalid = prev.invalid - before_invalid + sub.invalid;
+  totals.blocklisted = prev.blocklisted - before_blocklisted + sub.blocklisted;
+  totals.hubs = prev.hubs - before_hubs + sub.hubs;
+  totals.conflict_cut_identifiers = prev.conflict_cut - before_cut + sub.conflict_cut_identifiers;
+  totals.cut_links = prev.cut_links - previous_cuts + sub.cut_links;
+  totals.previous_records = prev.records;
+  resolved_links = sub.links;
+  return true;
+}
+
 int64_t start_run(const char* kind, Oid relation, bool full_rebuild) {
   spi_run("SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
           {SpiArg{INT4OID, Int32GetDatum(kLockClass), false}, SpiArg{INT4OID, Int32GetDatum(kLockObject), false}});
@@ -1136,7 +1493,8 @@ int64_t start_run(const char* kind, Oid relation, bool full_rebuild) {
 }
 
 void finish_run(int64_t run_id, const identity::ResolveStats& s, const Skipped& skipped, int64_t read,
-                int64_t new_links, bool has_hwm, int64_t hwm, const MemoryGuard& memory, const Phases& phases) {
+                int64_t new_links, bool has_hwm, int64_t hwm, const MemoryGuard& memory, const Phases& phases,
+                const std::string& fingerprint, int64_t resolved_links) {
   const std::string excluded = "{\"invalid\": " + std::to_string(s.invalid) + ", \"blocklist\": " +
                                std::to_string(s.blocklisted) + ", \"hub\": " + std::to_string(s.hubs) +
                                ", \"conflict_cut\": " + std::to_string(s.conflict_cut_identifiers) + "}";
@@ -1148,11 +1506,14 @@ void finish_run(int64_t run_id, const identity::ResolveStats& s, const Skipped& 
                        text_param(excluded),      SpiArg{FLOAT8OID, Float8GetDatum(s.jitter()), false},
                        int8_param(static_cast<int64_t>(memory.peak()))};
   p.push_back(text_param(phases.json()));
+  p.push_back(text_param(fingerprint));
+  p.push_back(int8_param(resolved_links));
   spi_run(
       "UPDATE cdp.merge_runs SET finished_at = pg_catalog.clock_timestamp(), status = 'ok', observations_read = $2, "
       "new_observations = $3, high_water_mark = $4, skipped = $5::jsonb, links = $6, records = $7, "
       "identifiers = $8, persons = $9, new_persons = $10, merges = $11, splits = $12, cut_links = $13, "
-      "excluded = $14::jsonb, jitter = $15, memory_bytes = $16, phase_ms = $17::jsonb WHERE run_id = $1",
+      "excluded = $14::jsonb, jitter = $15, memory_bytes = $16, phase_ms = $17::jsonb, rules_fingerprint = $18, "
+      "resolved_links = $19 WHERE run_id = $1",
       p);
 }
 
@@ -1170,18 +1531,25 @@ Interrupts pg_interrupts() {
 }
 
 // The person-forming part shared by merge and erasure runs.
-void recompute(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory, Phases& phases,
-               const Skipped& skipped, int64_t read, int64_t new_links, bool has_hwm, int64_t hwm,
-               std::unique_ptr<IdentityGraph> built = nullptr) {
-  identity::ResolveStats stats;
-  resolve_and_write(run_id, config, interrupts, memory, phases, stats, std::move(built));
-  finish_run(run_id, stats, skipped, read, new_links, has_hwm, hwm, memory, phases);
+void report_written(const Phases& phases, const MemoryGuard& memory) {
   int64_t write_ms = 0;
   for (const auto& [name, ms] : phases.ms)
     if (name.rfind("write", 0) == 0) write_ms += ms;
   notice("merge_identities: wrote results in " + std::to_string(write_ms) + " ms (total " +
          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - phases.start).count()) +
          " ms, peak memory " + std::to_string(memory.peak() / 1024) + " kB)");
+}
+
+// The person-forming part shared by merge and erasure runs: every stored link re-resolved.
+// fingerprint: the rules the run used (empty: read them now, after an erasure stored its tombstone).
+void recompute(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory, Phases& phases,
+               const Skipped& skipped, int64_t read, int64_t new_links, bool has_hwm, int64_t hwm,
+               std::unique_ptr<IdentityGraph> built = nullptr, std::string fingerprint = {}) {
+  identity::ResolveStats stats;
+  resolve_and_write(run_id, config, interrupts, memory, phases, stats, std::move(built));
+  if (fingerprint.empty()) fingerprint = rules_fingerprint();
+  finish_run(run_id, stats, skipped, read, new_links, has_hwm, hwm, memory, phases, fingerprint, stats.links);
+  report_written(phases, memory);
 }
 
 // Normalises (type, raw value) with the stored rules; throws 22023 for an unknown type.
@@ -1231,13 +1599,33 @@ extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
     cdp::Interrupts interrupts = pg_interrupts();
     MemoryGuard memory;
     const int64_t run_id = start_run("merge", relation, full_rebuild);
+    const std::string fingerprint = rules_fingerprint();
     const Config config = load_config();
     Skipped skipped;
     int64_t read = 0, new_links = 0, hwm = 0;
     bool has_hwm = false;
-    std::unique_ptr<cdp::identity::IdentityGraph> graph;
-    ingest(relation, full_rebuild, config, interrupts, memory, phases, skipped, read, new_links, hwm, has_hwm, graph);
-    recompute(run_id, config, interrupts, memory, phases, skipped, read, new_links, has_hwm, hwm, std::move(graph));
+    std::unique_ptr<cdp::identity::IdentityGraph> graph, staged;
+    std::vector<std::pair<int32_t, int32_t>> new_pairs;
+    ingest(relation, full_rebuild, config, interrupts, memory, phases, skipped, read, new_links, hwm, has_hwm, graph,
+           staged, new_pairs);
+    bool done = false;
+    if (staged) {
+      // Unchanged rules since the previous run: only the part of the graph the new links touch.
+      const PreviousRun previous = previous_run(run_id);
+      cdp::identity::ResolveStats totals;
+      int64_t resolved_links = 0;
+      if (previous.found && previous.fingerprint == fingerprint &&
+          resolve_subgraph(run_id, config, interrupts, memory, phases, *staged, new_pairs, previous, totals,
+                           resolved_links)) {
+        finish_run(run_id, totals, skipped, read, new_links, has_hwm, hwm, memory, phases, fingerprint, resolved_links);
+        report_written(phases, memory);
+        done = true;
+      }
+      staged.reset();
+    }
+    if (!done)
+      recompute(run_id, config, interrupts, memory, phases, skipped, read, new_links, has_hwm, hwm, std::move(graph),
+                fingerprint);
     disconnect();
     PG_RETURN_VOID();
   });

@@ -11,24 +11,38 @@ CREATE TABLE cdp.identifier_types (
   max_per_person integer CHECK (max_per_person IS NULL OR max_per_person >= 1),
   priority       integer NOT NULL DEFAULT 0,
   hub_threshold  bigint CHECK (hub_threshold IS NULL OR hub_threshold >= 1),
-  description    text
+  description    text,
+  enabled        boolean NOT NULL DEFAULT true,
+  shipped        boolean NOT NULL DEFAULT false,
+  builtin        boolean NOT NULL DEFAULT false,
+  CHECK (shipped OR NOT builtin)
 );
 COMMENT ON TABLE cdp.identifier_types IS
   'Identity merge: the identifier types merge_identities accepts, how each is normalised, how many distinct values one person may hold (NULL = any), its priority (higher links first and wins conflicts) and its hub threshold (a value carried by more records links nobody; NULL = no cap)';
-INSERT INTO cdp.identifier_types (id_type, normaliser, max_per_person, priority, hub_threshold, description) VALUES
-  ('customer_id',  'trim',  1,    100, NULL, 'shop account id; one per person, never capped (a customer may have many orders)'),
-  ('loyalty_id',   'trim',  1,     90, NULL, 'loyalty card or programme number; one per person'),
-  ('email',        'email', NULL,  80, 500,  'e-mail address; gmail dots and +tags folded'),
-  ('phone',        'phone', NULL,  70, 500,  'phone number in E.164; numbers without +country use the default region'),
-  ('anonymous_id', 'trim',  NULL,  30, 1000, 'web/app cookie or anonymous id'),
-  ('device_id',    'lower', NULL,  20, 200,  'device or advertising id; shared devices are capped as hubs');
-SELECT pg_catalog.pg_extension_config_dump('cdp.identifier_types', '');
+COMMENT ON COLUMN cdp.identifier_types.enabled IS
+  'false = the type is switched off (deleting a shipped type does this): merge_identities and person_id ignore it';
+COMMENT ON COLUMN cdp.identifier_types.shipped IS
+  'true when pg_cdp ships a row with this id_type: deleting it disables it instead, and its id_type cannot change';
+COMMENT ON COLUMN cdp.identifier_types.builtin IS
+  'true while a shipped row is exactly as shipped (recreated by CREATE EXTENSION, so pg_dump skips it); any edit sets it false';
+INSERT INTO cdp.identifier_types (id_type, normaliser, max_per_person, priority, hub_threshold, description, shipped, builtin) VALUES
+  ('customer_id',  'trim',  1,    100, NULL, 'shop account id; one per person, never capped (a customer may have many orders)', true, true),
+  ('loyalty_id',   'trim',  1,     90, NULL, 'loyalty card or programme number; one per person', true, true),
+  ('email',        'email', NULL,  80, 500,  'e-mail address; gmail dots and +tags folded', true, true),
+  ('phone',        'phone', NULL,  70, 500,  'phone number in E.164; numbers without +country use the default region', true, true),
+  ('anonymous_id', 'trim',  NULL,  30, 1000, 'web/app cookie or anonymous id', true, true),
+  ('device_id',    'lower', NULL,  20, 200,  'device or advertising id; shared devices are capped as hubs', true, true);
+SELECT pg_catalog.pg_extension_config_dump('cdp.identifier_types', 'WHERE NOT builtin');
 
 CREATE TABLE cdp.identifier_blocklist (
   id_type text REFERENCES cdp.identifier_types (id_type) ON UPDATE CASCADE ON DELETE CASCADE,
   value   text NOT NULL CHECK (value <> ''),
   match   text NOT NULL DEFAULT 'exact' CHECK (match IN ('exact', 'like')),
   reason  text NOT NULL DEFAULT 'junk value',
+  enabled boolean NOT NULL DEFAULT true,
+  shipped boolean NOT NULL DEFAULT false,
+  builtin boolean NOT NULL DEFAULT false,
+  CHECK (shipped OR NOT builtin),
   UNIQUE NULLS NOT DISTINCT (id_type, value, match)
 );
 COMMENT ON TABLE cdp.identifier_blocklist IS
@@ -53,17 +67,129 @@ INSERT INTO cdp.identifier_blocklist (id_type, value, match, reason) VALUES
   ('phone', '+11234567890', 'exact', 'placeholder number'), ('phone', '+19999999999', 'exact', 'placeholder number'),
   ('phone', '+15555555555', 'exact', 'placeholder number'),
   ('customer_id', '-1', 'exact', 'placeholder id'), ('loyalty_id', '-1', 'exact', 'placeholder id');
-SELECT pg_catalog.pg_extension_config_dump('cdp.identifier_blocklist', '');
+UPDATE cdp.identifier_blocklist SET shipped = true, builtin = true;
+COMMENT ON COLUMN cdp.identifier_blocklist.enabled IS
+  'false = the entry is switched off (deleting a shipped entry does this): merge_identities ignores it';
+COMMENT ON COLUMN cdp.identifier_blocklist.shipped IS
+  'true when pg_cdp ships an entry with this (id_type, value, match): deleting it disables it instead, and its key cannot change';
+COMMENT ON COLUMN cdp.identifier_blocklist.builtin IS
+  'true while a shipped entry is exactly as shipped (recreated by CREATE EXTENSION, so pg_dump skips it); any edit sets it false';
+SELECT pg_catalog.pg_extension_config_dump('cdp.identifier_blocklist', 'WHERE NOT builtin');
 
 CREATE TABLE cdp.identity_settings (
   singleton            boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   default_phone_region text NOT NULL DEFAULT 'US' CHECK (default_phone_region ~ '^[A-Z]{2}$'),
-  bulk_index_first_load boolean NOT NULL DEFAULT false
+  bulk_index_first_load boolean NOT NULL DEFAULT false,
+  builtin              boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE cdp.identity_settings IS
   'Identity merge: one-row settings; default_phone_region is the ISO 3166 region for phone numbers written without +country code; bulk_index_first_load = true makes a run into an empty identity_map/person_identifiers rebuild their indexes once at the end (much faster for a first load of millions of records; readers of those tables wait until the run commits)';
-INSERT INTO cdp.identity_settings DEFAULT VALUES;
-SELECT pg_catalog.pg_extension_config_dump('cdp.identity_settings', '');
+COMMENT ON COLUMN cdp.identity_settings.builtin IS
+  'true while the row is exactly as shipped (recreated by CREATE EXTENSION, so pg_dump skips it); any edit sets it false';
+INSERT INTO cdp.identity_settings (builtin) VALUES (true);
+SELECT pg_catalog.pg_extension_config_dump('cdp.identity_settings', 'WHERE NOT builtin');
+
+-- pg_dump keeps only the rows WHERE NOT builtin; CREATE EXTENSION recreates the shipped ones. These triggers
+-- keep that exact: an edited shipped row stops being builtin (so it is dumped); a deleted shipped row stays as
+-- a disabled user row (so the deletion is dumped too); and a user row arriving with the key of a builtin row,
+-- which is what the dump's COPY does on restore, replaces the builtin row in place (no cascades fire).
+CREATE FUNCTION cdp.identity_config_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $guard$
+DECLARE
+  replaced integer;
+  key_changed boolean;
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    RAISE EXCEPTION '%.% cannot be truncated: it holds rules shipped with pg_cdp', TG_TABLE_SCHEMA, TG_TABLE_NAME
+      USING ERRCODE = '55000',
+            HINT = 'DELETE the rows instead (deleting a shipped row disables it, so pg_dump keeps the deletion).';
+  END IF;
+  IF TG_TABLE_NAME = 'identity_settings' THEN
+    IF TG_OP = 'DELETE' THEN
+      RAISE EXCEPTION 'cdp.identity_settings must keep its one row' USING ERRCODE = '55000',
+        HINT = 'UPDATE cdp.identity_settings to change a setting.';
+    ELSIF TG_OP = 'UPDATE' THEN
+      NEW.builtin := false;
+      RETURN NEW;
+    END IF;
+    IF NEW.builtin THEN
+      RAISE EXCEPTION 'only pg_cdp itself adds builtin rows' USING ERRCODE = '55000',
+        HINT = 'Insert your row with builtin = false.';
+    END IF;
+    UPDATE cdp.identity_settings s
+       SET default_phone_region = NEW.default_phone_region, bulk_index_first_load = NEW.bulk_index_first_load,
+           builtin = false
+     WHERE s.builtin AND s.singleton = NEW.singleton;
+    GET DIAGNOSTICS replaced = ROW_COUNT;
+    RETURN CASE WHEN replaced > 0 THEN NULL ELSE NEW END;
+  END IF;
+
+  IF TG_OP = 'UPDATE' THEN
+    IF OLD.shipped THEN
+      IF TG_TABLE_NAME = 'identifier_types' THEN
+        key_changed := NEW.id_type IS DISTINCT FROM OLD.id_type;
+      ELSE
+        key_changed := (NEW.id_type, NEW.value, NEW.match) IS DISTINCT FROM (OLD.id_type, OLD.value, OLD.match);
+      END IF;
+      IF key_changed THEN
+        RAISE EXCEPTION 'the key of a row shipped with pg_cdp cannot change' USING ERRCODE = '55000',
+          HINT = 'DELETE it (which disables it) and INSERT a new row.';
+      END IF;
+    END IF;
+    NEW.shipped := OLD.shipped;
+    NEW.builtin := false;
+    RETURN NEW;
+  END IF;
+  IF TG_OP = 'DELETE' THEN
+    IF NOT OLD.shipped THEN
+      RETURN OLD;
+    END IF;
+    IF TG_TABLE_NAME = 'identifier_types' THEN
+      UPDATE cdp.identifier_types t SET enabled = false WHERE t.id_type = OLD.id_type;
+    ELSE
+      UPDATE cdp.identifier_blocklist b SET enabled = false
+       WHERE b.id_type IS NOT DISTINCT FROM OLD.id_type AND b.value = OLD.value AND b.match = OLD.match;
+    END IF;
+    RETURN NULL;
+  END IF;
+
+  -- INSERT
+  IF NEW.builtin THEN
+    RAISE EXCEPTION 'only pg_cdp itself adds builtin rows' USING ERRCODE = '55000',
+      HINT = 'Insert your row with builtin = false.';
+  END IF;
+  IF TG_TABLE_NAME = 'identifier_types' THEN
+    UPDATE cdp.identifier_types t
+       SET normaliser = NEW.normaliser, max_per_person = NEW.max_per_person, priority = NEW.priority,
+           hub_threshold = NEW.hub_threshold, description = NEW.description, enabled = NEW.enabled, builtin = false
+     WHERE t.builtin AND t.id_type = NEW.id_type;
+  ELSE
+    UPDATE cdp.identifier_blocklist b
+       SET reason = NEW.reason, enabled = NEW.enabled, builtin = false
+     WHERE b.builtin AND b.id_type IS NOT DISTINCT FROM NEW.id_type AND b.value = NEW.value AND b.match = NEW.match;
+  END IF;
+  GET DIAGNOSTICS replaced = ROW_COUNT;
+  IF replaced > 0 THEN
+    RETURN NULL;
+  END IF;
+  NEW.shipped := false;  -- a key pg_cdp does not ship (any more)
+  RETURN NEW;
+END
+$guard$;
+COMMENT ON FUNCTION cdp.identity_config_guard() IS
+  'Trigger function of cdp.identifier_types, cdp.identifier_blocklist and cdp.identity_settings that keeps every change to the shipped rows visible to pg_dump (which dumps only rows WHERE NOT builtin): edits clear builtin, deleting a shipped row disables it, a row inserted with a builtin row''s key (as a restore does) replaces it in place; TRUNCATE is refused';
+CREATE TRIGGER identifier_types_guard BEFORE INSERT OR UPDATE OR DELETE ON cdp.identifier_types
+  FOR EACH ROW EXECUTE FUNCTION cdp.identity_config_guard();
+CREATE TRIGGER identifier_types_no_truncate BEFORE TRUNCATE ON cdp.identifier_types
+  FOR EACH STATEMENT EXECUTE FUNCTION cdp.identity_config_guard();
+CREATE TRIGGER identifier_blocklist_guard BEFORE INSERT OR UPDATE OR DELETE ON cdp.identifier_blocklist
+  FOR EACH ROW EXECUTE FUNCTION cdp.identity_config_guard();
+CREATE TRIGGER identifier_blocklist_no_truncate BEFORE TRUNCATE ON cdp.identifier_blocklist
+  FOR EACH STATEMENT EXECUTE FUNCTION cdp.identity_config_guard();
+CREATE TRIGGER identity_settings_guard BEFORE INSERT OR UPDATE OR DELETE ON cdp.identity_settings
+  FOR EACH ROW EXECUTE FUNCTION cdp.identity_config_guard();
+CREATE TRIGGER identity_settings_no_truncate BEFORE TRUNCATE ON cdp.identity_settings
+  FOR EACH STATEMENT EXECUTE FUNCTION cdp.identity_config_guard();
 
 -- Results ------------------------------------------------------------------------------------------
 
@@ -94,11 +220,17 @@ CREATE TABLE cdp.merge_runs (
   excluded           jsonb,
   jitter             double precision,
   memory_bytes       bigint,
-  phase_ms           jsonb
+  phase_ms           jsonb,
+  rules_fingerprint  text,
+  resolved_links     bigint
 );
 COMMENT ON TABLE cdp.merge_runs IS
   'Identity merge: one row per successful run (a failed run is rolled back whole): counts read and skipped, links, records, persons, merges, splits, cut links, exclusions by reason, jitter (share of previously known records whose person changed), peak memory and milliseconds per phase';
 
+COMMENT ON COLUMN cdp.merge_runs.rules_fingerprint IS
+  'Identity merge: MD5 of the rules the run used (enabled types and blocklist entries, phone region, tombstones); the next incremental run re-resolves only what new links touch when it is unchanged';
+COMMENT ON COLUMN cdp.merge_runs.resolved_links IS
+  'Identity merge: links the run re-resolved (all of them in a full recompute, the touched part in an incremental run)';
 COMMENT ON SEQUENCE cdp.merge_runs_run_id_seq IS 'Identity merge: run ids of cdp.merge_runs';
 
 CREATE TABLE cdp.persons (
@@ -174,8 +306,10 @@ CREATE TABLE cdp.identity_links (
   first_seen timestamptz NOT NULL,
   last_seen  timestamptz NOT NULL
 );
+-- Hash index: 4-byte entries, cheap to maintain on append; incremental runs look records up by key.
+CREATE INDEX identity_links_key_idx ON cdp.identity_links USING hash (source_key);
 COMMENT ON TABLE cdp.identity_links IS
-  'Identity merge: the normalised links (record carries identifier) of all runs, append-only and without indexes so runs store them fast; a link stored twice (a row re-read at the high-water mark) is merged when loaded, and a full rebuild compacts the table';
+  'Identity merge: the normalised links (record carries identifier) of all runs, append-only; a link stored twice (a record observed again) is merged when loaded, and a full rebuild compacts the table';
 
 CREATE TABLE cdp.identity_tombstones (
   kind        text NOT NULL CHECK (kind IN ('identifier', 'record')),
@@ -185,6 +319,20 @@ CREATE TABLE cdp.identity_tombstones (
 );
 COMMENT ON TABLE cdp.identity_tombstones IS
   'Identity merge: SHA-256 of erased identifiers (id_type || '':'' || normalised value) and records (source || '':'' || source_key); later runs never link them again';
+
+-- The results and the state of incremental runs are the user's data too: pg_dump keeps them all, so a
+-- restored database keeps its person ids, never reuses one (the sequences) and never re-links an erased
+-- identifier (the tombstones).
+SELECT pg_catalog.pg_extension_config_dump('cdp.person_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.merge_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.merge_runs_run_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.persons', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.identity_map', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.person_identifiers', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.identity_cuts', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.merge_history', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.identity_links', '');
+SELECT pg_catalog.pg_extension_config_dump('cdp.identity_tombstones', '');
 
 -- Functions -----------------------------------------------------------------------------------------
 

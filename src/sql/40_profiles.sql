@@ -203,7 +203,7 @@ BEGIN
     match := 'identity_map';
   ELSIF customer_id_type IS NOT NULL THEN
     IF pg_catalog.to_regclass('cdp.identifier_types') IS NOT NULL THEN
-      EXECUTE 'SELECT NOT EXISTS (SELECT 1 FROM cdp.identifier_types WHERE id_type = $1)'
+      EXECUTE 'SELECT NOT EXISTS (SELECT 1 FROM cdp.identifier_types WHERE id_type = $1 AND enabled)'
         USING customer_id_type INTO STRICT unknown;
       IF unknown THEN
         RAISE EXCEPTION 'pg_cdp: identifier type "%" is not in cdp.identifier_types', customer_id_type

@@ -280,3 +280,27 @@ TEST(IdentityNormalise, BlocklistPatternShapesAgreeWithLike) {
     for (const char* v : values) EXPECT_EQ(b.match(0, v) != nullptr, like_match(v, p)) << p << " / " << v;
   }
 }
+
+// An incremental run loads only part of a hub's records: the true count it supplies decides the hub cap.
+TEST(IdentityResolve, SuppliedTotalsDecideTheHubCapAndAreReported) {
+  for (const int64_t total : {2, 4}) {  // device_id threshold is 3
+    IdentityGraph graph(default_types());
+    const int32_t a = graph.add_record("app", "a"), b = graph.add_record("app", "b");
+    const int32_t dev = graph.add_identifier(graph.type_index("device_id"), "tv", true);
+    graph.add_link(a, dev, 100, 100);
+    graph.add_link(b, dev, 200, 200);
+    graph.set_identifier_totals(dev, total, 50, 300);
+    graph.resolve(Blocklist{});
+    graph.assign_ids(1);
+    EXPECT_EQ(graph.identifier_records(dev), total);
+    EXPECT_EQ(graph.identifier_first_seen(dev), 50);
+    EXPECT_EQ(graph.identifier_last_seen(dev), 300);
+    if (total > 3) {
+      EXPECT_EQ(graph.identifier_reason(dev), Reason::kHub);
+      EXPECT_NE(graph.record_person(a), graph.record_person(b));
+    } else {
+      EXPECT_EQ(graph.identifier_reason(dev), Reason::kNone);
+      EXPECT_EQ(graph.record_person(a), graph.record_person(b));
+    }
+  }
+}
