@@ -26,11 +26,19 @@ cat "$CDP_STATE/installcheck.log"
 if [ "$status" != 0 ]; then
   for diffs in regression.diffs output_iso/regression.diffs; do [ -f "$diffs" ] && cat "$diffs"; done
 fi
+# pg_dump / restore round trip of everything users keep in pg_cdp (config tables, results, sequences).
+dump_status=0
+bash "$CDP_ROOT/test/dump_restore.sh" | tee "$CDP_STATE/dump_restore.log" || dump_status=$?
+dump_passed=$(sed -n 's/^dump_restore: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$CDP_STATE/dump_restore.log")
+dump_failed=$(sed -n 's/^dump_restore: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$CDP_STATE/dump_restore.log")
+[ "$dump_status" != 0 ] && [ "${dump_failed:-0}" = 0 ] && dump_failed=1
+
 # pg_regress prints one "test NAME ... ok" (or "... FAILED") line per test.
 sql_passed=$(grep -cE '^ *(test )?[[:alnum:]_-]+ +\.\.\. ok' "$CDP_STATE/installcheck.log" || true)
 sql_failed=$(grep -cE '\.\.\. FAILED|failed \(ignored\)' "$CDP_STATE/installcheck.log" || true)
 [ "$status" != 0 ] && [ "$sql_failed" = 0 ] && sql_failed=1
+[ "$status" = 0 ] && status=$dump_status
 
 echo
-echo "tests: $((unit_passed + sql_passed)) passed, $sql_failed failed"
+echo "tests: $((unit_passed + sql_passed + ${dump_passed:-0})) passed, $((sql_failed + ${dump_failed:-0})) failed"
 exit "$status"
