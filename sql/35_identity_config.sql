@@ -94,3 +94,17 @@ SELECT count(*) AS any_type_blocklist_rows FROM cdp.identifier_blocklist WHERE i
 SELECT pg_temp.try($$INSERT INTO cdp.identifier_types (id_type) VALUES ('device_id')$$);
 ROLLBACK;
 RESET client_min_messages;
+
+-- normalize_identifier and person_id cache the rules for one statement only: a PL/pgSQL loop (whose
+-- expression state lives for the transaction) sees a rule changed between two of its statements.
+BEGIN;
+DO $$
+DECLARE
+  i integer;
+BEGIN
+  FOR i IN 1..2 LOOP
+    RAISE NOTICE 'pass %: %', i, cdp.normalize_identifier('customer_id', '  AbC  ');
+    UPDATE cdp.identifier_types SET normaliser = 'lower' WHERE id_type = 'customer_id';
+  END LOOP;
+END $$;
+ROLLBACK;

@@ -12,6 +12,7 @@ extern "C" {
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "nodes/makefuncs.h"
+#include "utils/snapmgr.h"  // GetActiveSnapshot: rules cached per statement
 }
 
 #include "core/identity_normalize.h"
@@ -1704,32 +1705,56 @@ extern "C" Datum cdp_forget_person(PG_FUNCTION_ARGS) {
 
 namespace cdp::pg {
 namespace {
-// The rules normalize_identifier needs, cached as plain data in fn_extra for the rest of the query
-// (the function is STABLE), so person_id() over many rows reads cdp.identifier_types once.
+// The rules normalize_identifier needs, cached as plain data in fn_extra for the rest of the statement
+// (the function is STABLE), so person_id() over many rows reads cdp.identifier_types once. The same call
+// site runs again for later statements (a PL/pgSQL loop keeps its expression state for the transaction),
+// which must see rules changed in between: the cache is valid only under the snapshot it was read with.
 struct CachedRules {
   static constexpr int kMaxTypes = 255;
   SPIPlanPtr lookup;  // person_id(): the prepared lookup, freed with fn_mcxt
   MemoryContextCallback free_lookup;
+  bool loaded;
+  TransactionId snapshot_xmin, snapshot_xmax;
+  CommandId snapshot_command;
   int count;
   char region[8];
   char names[kMaxTypes][64];
   int normalisers[kMaxTypes];
 };
 
+// Whether the rules were read under the snapshot now active (the same statement). Plain C.
+bool read_in_this_statement(const CachedRules* rules) {
+  if (!rules->loaded || !ActiveSnapshotSet()) return false;
+  const Snapshot snapshot = GetActiveSnapshot();
+  return rules->snapshot_xmin == snapshot->xmin && rules->snapshot_xmax == snapshot->xmax &&
+         rules->snapshot_command == snapshot->curcid;
+}
+
 const CachedRules* cached_rules(FunctionCallInfo fcinfo) {
-  auto* cached = static_cast<const CachedRules*>(fcinfo->flinfo->fn_extra);
-  if (cached) return cached;
+  auto* rules = static_cast<CachedRules*>(fcinfo->flinfo->fn_extra);
+  if (rules && read_in_this_statement(rules)) return rules;
   connect();
   const Config config = load_config(true);
   disconnect();
-  auto* rules = static_cast<CachedRules*>(
-      pg_call([&]() -> void* { return MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CachedRules)); }));
+  if (!rules)
+    rules = static_cast<CachedRules*>(
+        pg_call([&]() -> void* { return MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CachedRules)); }));
+  rules->count = 0;  // reloading keeps the prepared lookup: it reads with each call's snapshot
+  rules->loaded = false;
+  if (ActiveSnapshotSet()) {
+    const Snapshot snapshot = GetActiveSnapshot();
+    rules->snapshot_xmin = snapshot->xmin;
+    rules->snapshot_xmax = snapshot->xmax;
+    rules->snapshot_command = snapshot->curcid;
+    rules->loaded = true;
+  }
   for (const TypeRule& rule : config.types) {
     if (rules->count >= CachedRules::kMaxTypes || rule.name.size() >= sizeof rules->names[0]) continue;
     std::memcpy(rules->names[rules->count], rule.name.c_str(), rule.name.size() + 1);
     rules->normalisers[rules->count] = static_cast<int>(rule.normaliser);
     ++rules->count;
   }
+  std::memset(rules->region, 0, sizeof rules->region);
   std::strncpy(rules->region, config.phone_region.c_str(), sizeof rules->region - 1);
   fcinfo->flinfo->fn_extra = rules;
   return rules;
