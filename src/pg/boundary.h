@@ -30,50 +30,46 @@ class PgError : public std::exception {
 
 namespace detail {
 [[noreturn]] void rethrow_pg_error(ErrorData* data);
-[[noreturn]] void report(const char* sqlstate, const char* message, const char* detail, const char* hint);
+}  // namespace detail
+
+// A C++ error held as plain data (no destructor), so it can be carried past frames where neither a
+// C++ exception nor ereport may pass: the boundary below, and executor callbacks (DestReceiver) that
+// PostgreSQL calls in the middle of a scan. Zero-initialise it (memset or `= {}`).
+struct CapturedError {
+  bool failed;
+  char sqlstate[6];
+  char message[1024];
+  char detail[1024];
+  char hint[512];
+
+  // Call inside a catch block: records the exception being handled. what_failed names the
+  // function for the messages of out-of-memory and unknown exceptions.
+  void capture_current(const char* what_failed) noexcept;
+  // Throws the captured error again as a cdp::Error (for callers that are inside guarded()).
+  [[noreturn]] void rethrow() const { throw cdp::Error(sqlstate, message, detail, hint); }
+};
+
+namespace detail {
+[[noreturn]] void report(const CapturedError& error);
 }  // namespace detail
 
 // Runs body (which returns Datum) so that any C++ exception becomes a PostgreSQL ERROR raised
 // after every C++ object of the body is destroyed.
 template <typename Body>
 Datum guarded(Body&& body) {
-  // Plain buffers only: they outlive the catch blocks without destructors.
-  char sqlstate[6] = "XX000";
-  char message[1024];
-  char detail[1024];
-  char hint[512];
-  message[0] = detail[0] = hint[0] = '\0';
+  // Plain data only: it outlives the catch blocks without destructors.
+  CapturedError error = {};
   ErrorData* pg_error = nullptr;
-  bool failed = false;
   Datum result = (Datum)0;
-  auto copy = [](char* to, std::size_t size, const char* from) {
-    const std::size_t length = from ? strnlen(from, size - 1) : 0;
-    if (length) std::memcpy(to, from, length);
-    to[length] = '\0';
-  };
   try {
     result = body();
   } catch (const PgError& e) {
     pg_error = e.data();
-  } catch (const cdp::Error& e) {
-    failed = true;
-    copy(sqlstate, sizeof sqlstate, e.sqlstate());
-    copy(message, sizeof message, e.what());
-    copy(detail, sizeof detail, e.detail().c_str());
-    copy(hint, sizeof hint, e.hint().c_str());
-  } catch (const std::bad_alloc&) {
-    failed = true;
-    copy(sqlstate, sizeof sqlstate, cdp::sqlstate::kOutOfMemory);
-    copy(message, sizeof message, "pg_cdp ran out of memory");
-  } catch (const std::exception& e) {
-    failed = true;
-    copy(message, sizeof message, e.what());
   } catch (...) {
-    failed = true;
-    copy(message, sizeof message, "unknown C++ exception in pg_cdp");
+    error.capture_current("pg_cdp");
   }
   if (pg_error) detail::rethrow_pg_error(pg_error);
-  if (failed) detail::report(sqlstate, message, detail, hint);
+  if (error.failed) detail::report(error);
   return result;
 }
 

@@ -72,36 +72,10 @@ struct Receiver {
   DestReceiver base;
   People* people;
   Tuplestorestate* store;
-  bool failed;
-  char sqlstate[6];
-  char message[1024];
-  char detail[1024];
-  char hint[512];
+  cdp::pg::CapturedError error;  // an exception of a callback, rethrown after the scan
 };
 
-void copy_text(char* to, std::size_t size, const char* from) {
-  const std::size_t length = strnlen(from, size - 1);
-  std::memcpy(to, from, length);
-  to[length] = '\0';
-}
 
-void record_error(Receiver* receiver) noexcept {
-  try {
-    throw;
-  } catch (const cdp::Error& e) {
-    copy_text(receiver->sqlstate, sizeof receiver->sqlstate, e.sqlstate());
-    copy_text(receiver->message, sizeof receiver->message, e.what());
-    copy_text(receiver->detail, sizeof receiver->detail, e.detail().c_str());
-    copy_text(receiver->hint, sizeof receiver->hint, e.hint().c_str());
-  } catch (const std::bad_alloc&) {
-    copy_text(receiver->sqlstate, sizeof receiver->sqlstate, cdp::sqlstate::kOutOfMemory);
-    copy_text(receiver->message, sizeof receiver->message, "cdp.refresh_profiles ran out of memory");
-  } catch (...) {
-    copy_text(receiver->sqlstate, sizeof receiver->sqlstate, cdp::sqlstate::kInternalError);
-    copy_text(receiver->message, sizeof receiver->message, "unexpected C++ exception in cdp.refresh_profiles");
-  }
-  receiver->failed = true;
-}
 
 // The C++ part of one person. Never throws: records the error instead.
 bool keep_person(Receiver* receiver, bool has_recency, std::int32_t recency_days, std::int64_t orders,
@@ -130,7 +104,7 @@ bool keep_person(Receiver* receiver, bool has_recency, std::int32_t recency_days
     people.attributed.push_back(attributed);
     return true;
   } catch (...) {
-    record_error(receiver);
+    receiver->error.capture_current("cdp.refresh_profiles");
     return false;
   }
 }
@@ -342,7 +316,7 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
       run_people_query(setup.query, &receiver);
       MemoryContextSwitchTo(old);
     });
-    if (receiver.failed) throw cdp::Error(receiver.sqlstate, receiver.message, receiver.detail, receiver.hint);
+    if (receiver.error.failed) receiver.error.rethrow();
     cdp::pg::check_for_interrupts();
     const std::size_t n = people.size();
     const double grouped_seconds = seconds_since(started);

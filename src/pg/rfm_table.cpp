@@ -76,20 +76,10 @@ struct Receiver {
   std::int64_t pending_keys[kRowBatch];
   std::int64_t pending_times[kRowBatch];
   cdp::Decimal pending_amounts[kRowBatch];
-  bool failed;
-  char sqlstate[6];
-  char message[1024];
-  char detail[1024];
-  char hint[512];
+  cdp::pg::CapturedError error;  // an exception of a callback, rethrown after the scan
 };
 
-void copy_text(char* to, std::size_t size, const char* from) {
-  const std::size_t length = strnlen(from, size - 1);
-  std::memcpy(to, from, length);
-  to[length] = '\0';
-}
 
-void record_error(Receiver* receiver) noexcept;
 
 // Folds the pending integer-keyed rows in. Never throws: records the error instead.
 bool flush_rows(Receiver* receiver) noexcept {
@@ -99,7 +89,7 @@ bool flush_rows(Receiver* receiver) noexcept {
     receiver->pending = 0;
     return true;
   } catch (...) {
-    record_error(receiver);
+    receiver->error.capture_current("cdp.rfm");
     return false;
   }
 }
@@ -123,28 +113,11 @@ bool fold_row(Receiver* receiver, std::int64_t int_key, const char* key_bytes, s
     receiver->pending_amounts[i] = amount;
     return receiver->pending < kRowBatch || flush_rows(receiver);
   } catch (...) {
-    record_error(receiver);
+    receiver->error.capture_current("cdp.rfm");
     return false;
   }
 }
 
-void record_error(Receiver* receiver) noexcept {
-  try {
-    throw;
-  } catch (const cdp::Error& e) {
-    copy_text(receiver->sqlstate, sizeof receiver->sqlstate, e.sqlstate());
-    copy_text(receiver->message, sizeof receiver->message, e.what());
-    copy_text(receiver->detail, sizeof receiver->detail, e.detail().c_str());
-    copy_text(receiver->hint, sizeof receiver->hint, e.hint().c_str());
-  } catch (const std::bad_alloc&) {
-    copy_text(receiver->sqlstate, sizeof receiver->sqlstate, cdp::sqlstate::kOutOfMemory);
-    copy_text(receiver->message, sizeof receiver->message, "cdp.rfm ran out of memory");
-  } catch (...) {
-    copy_text(receiver->sqlstate, sizeof receiver->sqlstate, cdp::sqlstate::kInternalError);
-    copy_text(receiver->message, sizeof receiver->message, "unexpected C++ exception in cdp.rfm");
-  }
-  receiver->failed = true;
-}
 
 // Executor callback, plain C: PostgreSQL errors here (detoasting, output functions) unwind to the
 // pg_call around the SPI call, skipping no destructor.
@@ -538,8 +511,8 @@ Datum cdp_rfm_table(PG_FUNCTION_ARGS) {
         receiver.row_context = AllocSetContextCreate(CurrentMemoryContext, "cdp.rfm key", ALLOCSET_SMALL_SIZES);
       });
     pg_call([&] { scan(&plan, &receiver); });
-    if (!receiver.failed) flush_rows(&receiver);
-    if (receiver.failed) throw cdp::Error(receiver.sqlstate, receiver.message, receiver.detail, receiver.hint);
+    if (!receiver.error.failed) flush_rows(&receiver);
+    if (receiver.error.failed) receiver.error.rethrow();
     cdp::pg::check_for_interrupts();
 
     const cdp::rfm::RfmScores scores = cdp::rfm::score_customers(table, plan.bins, interrupts, budget);
