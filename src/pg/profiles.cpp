@@ -1,4 +1,4 @@
-// cdp.profile_write_snapshot(people_query text, bins integer, cell_segments text[], segment_map text):
+// cdp.profile_write_snapshot(people_query text, bins integer, cell_segments text[]):
 // the scoring and writing half of CALL cdp.refresh_profiles (src/sql/40_profiles.sql).
 //
 // The procedure builds one query returning the snapshot's rows (the columns of cdp.profile_snapshots
@@ -148,15 +148,12 @@ void run_people_query(const char* query, Receiver* receiver) {
   if (rc < 0) elog(ERROR, "cdp.profile_write_snapshot: the people query failed: %s", SPI_result_code_string(rc));
 }
 
-// Segment names of the (r, f, m) cells: from the procedure's array of every cell (bins <= 12), else
-// looked up with cdp.rfm_segment for each cell that occurs, once.
+// Segment names of the (r, f, m) cells, from the procedure's array of all bins^3 cells.
 struct Segments {
   int bins;
-  std::vector<std::int32_t> cell;  // -2 not looked up yet, -1 NULL, else index into names
+  std::vector<std::int32_t> cell;  // -1 NULL, else index into names
   std::vector<Datum> names;        // text datums in `keep`
   MemoryContext keep;
-  SPIPlanPtr lookup = nullptr;
-  Datum segment_map;
 };
 
 void load_cell_segments(Segments* segments, ArrayType* cells) {
@@ -165,7 +162,8 @@ void load_cell_segments(Segments* segments, ArrayType* cells) {
   int count;
   deconstruct_array(cells, TEXTOID, -1, false, TYPALIGN_INT, &elements, &nulls, &count);
   if (static_cast<std::size_t>(count) != segments->cell.size())
-    elog(ERROR, "cdp.profile_write_snapshot: cell_segments has %d elements, expected bins^3", count);
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("cdp.profile_write_snapshot: cell_segments has %d elements, expected bins^3", count)));
   for (int i = 0; i < count; ++i) {
     if (nulls[i]) {
       segments->cell[i] = -1;
@@ -178,40 +176,10 @@ void load_cell_segments(Segments* segments, ArrayType* cells) {
   }
 }
 
-// Returns the Datum (or -1 index for NULL) by running cdp.rfm_segment(r, f, m, segment_map).
-bool lookup_segment(Segments* segments, int r, int f, int m, Datum* name) {
-  if (segments->lookup == nullptr) {
-    Oid types[4] = {INT4OID, INT4OID, INT4OID, TEXTOID};
-    segments->lookup = SPI_prepare("SELECT cdp.rfm_segment($1, $2, $3, $4)", 4, types);
-    if (segments->lookup == nullptr) elog(ERROR, "cdp.profile_write_snapshot: preparing the segment lookup failed");
-  }
-  Datum arguments[4] = {Int32GetDatum(r), Int32GetDatum(f), Int32GetDatum(m), segments->segment_map};
-  const int rc = SPI_execute_plan(segments->lookup, arguments, nullptr, true, 1);
-  if (rc != SPI_OK_SELECT || SPI_processed != 1) elog(ERROR, "cdp.profile_write_snapshot: segment lookup failed");
-  bool isnull;
-  const Datum value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-  if (isnull) return false;
-  MemoryContext old = MemoryContextSwitchTo(segments->keep);
-  *name = datumCopy(value, false, -1);
-  MemoryContextSwitchTo(old);
-  return true;
-}
-
 // -1 for NULL, else the index of the cell's name.
-std::int32_t segment_of(Segments& segments, int r, int f, int m) {
+std::int32_t segment_of(const Segments& segments, int r, int f, int m) {
   const std::size_t bins = static_cast<std::size_t>(segments.bins);
-  std::int32_t& slot = segments.cell[((r - 1) * bins + (f - 1)) * bins + (m - 1)];
-  if (slot == -2) {
-    Datum name = 0;
-    const bool found = pg_call([&] { return lookup_segment(&segments, r, f, m, &name); });
-    if (found) {
-      segments.names.push_back(name);
-      slot = static_cast<std::int32_t>(segments.names.size() - 1);
-    } else {
-      slot = -1;
-    }
-  }
-  return slot;
+  return segments.cell[((r - 1) * bins + (f - 1)) * bins + (m - 1)];
 }
 
 struct GroupTotals {
@@ -255,9 +223,9 @@ Datum numeric_datum(const cdp::Decimal& value) {
 
 Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
   return cdp::pg::guarded([&]() -> Datum {
-    if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))  // the function is STRICT; belt and braces
       cdp::pg::fail(cdp::sqlstate::kNullValueNotAllowed,
-                    "cdp.profile_write_snapshot: people_query, bins and segment_map must not be NULL");
+                    "cdp.profile_write_snapshot: people_query, bins and cell_segments must not be NULL");
     const int bins = PG_GETARG_INT32(1);
     cdp::rfm::check_bins(bins);
     ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
@@ -268,15 +236,13 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
       TupleDesc result_desc;
       Tuplestorestate* totals;
       ArrayType* cells;
-      Datum segment_map;
     };
     const Setup setup = pg_call([&]() -> Setup {
       if (rsinfo == nullptr || !IsA(rsinfo, ReturnSetInfo) || (rsinfo->allowedModes & SFRM_Materialize) == 0)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("cdp.profile_write_snapshot returns a set")));
       Setup s;
       s.query = text_to_cstring(PG_GETARG_TEXT_PP(0));
-      s.cells = PG_ARGISNULL(2) ? nullptr : PG_GETARG_ARRAYTYPE_P(2);
-      s.segment_map = PointerGetDatum(PG_GETARG_TEXT_P_COPY(3));
+      s.cells = PG_GETARG_ARRAYTYPE_P(2);
       MemoryContext per_query = rsinfo->econtext->ecxt_per_query_memory;
       MemoryContext old = MemoryContextSwitchTo(per_query);
       TupleDesc desc;
@@ -359,13 +325,10 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
     Segments segments;
     segments.bins = bins;
     budget.charge(static_cast<std::size_t>(bins) * bins * bins * (sizeof(std::int32_t) + sizeof(Datum)));
-    segments.cell.assign(static_cast<std::size_t>(bins) * bins * bins, -2);
+    segments.cell.assign(static_cast<std::size_t>(bins) * bins * bins, -1);
     segments.keep = setup.work;
-    segments.segment_map = setup.segment_map;
-    if (setup.cells != nullptr) {
-      segments.names.reserve(segments.cell.size());
-      pg_call([&] { load_cell_segments(&segments, setup.cells); });
-    }
+    segments.names.reserve(segments.cell.size());
+    pg_call([&] { load_cell_segments(&segments, setup.cells); });
 
     // 4. Write the rows, totalling them per segment and stage.
     cdp::pg::BulkAppender appender("cdp", "profile_snapshots", kSnapshotColumns, kSnapshotTypes);

@@ -260,16 +260,16 @@ COMMENT ON FUNCTION cdp.profile_unshift(text, text) IS
 -- The scoring and writing half of cdp.refresh_profiles (src/pg/profiles.cpp): runs people_query (one
 -- row per person in the columns of cdp.profile_snapshots, r/f/m/rfm_segment NULL) once, scores r, f
 -- and m over all persons with the rule of cdp.rfm_score, names the segments (cell_segments: the
--- bins^3 cell names, or NULL to look each occurring cell up with cdp.rfm_segment), appends the rows to
+-- bins^3 cell names, NULL where a cell has none), appends the rows to
 -- cdp.profile_snapshots and returns the totals per segment, per stage and ('all') of the snapshot.
-CREATE FUNCTION cdp.profile_write_snapshot(people_query text, bins integer, cell_segments text[], segment_map text)
+CREATE FUNCTION cdp.profile_write_snapshot(people_query text, bins integer, cell_segments text[])
 RETURNS TABLE (dimension text, group_name text, customers bigint, revenue numeric, orders bigint,
                recency_days_sum bigint, recency_days_n bigint, unattributed bigint)
 AS 'MODULE_PATHNAME', 'cdp_profile_write_snapshot'
-LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION cdp.profile_write_snapshot(text, integer, text[], text) IS
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION cdp.profile_write_snapshot(text, integer, text[]) IS
   'pg_cdp profiles (internal, used by cdp.refresh_profiles): runs the per-person query, scores and names segments, appends the snapshot rows and returns the totals';
-REVOKE EXECUTE ON FUNCTION cdp.profile_write_snapshot(text, integer, text[], text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION cdp.profile_write_snapshot(text, integer, text[]) FROM PUBLIC;
 
 -- Day boundaries: the aggregates count days in the session time zone, so the procedure runs with
 -- TimeZone = UTC and feeds them shop-local wall-clock times read as UTC (see cdp.profile_unshift).
@@ -434,7 +434,7 @@ BEGIN
               ' LEFT JOIN (SELECT im.person_id, pg_catalog.count(DISTINCT im.source) AS n FROM cdp.identity_map im '
               'GROUP BY 1) so ON so.person_id = s.person_id' END);
   WITH written AS (
-    SELECT * FROM cdp.profile_write_snapshot(sql, cfg.bins, cell_segments, cfg.segment_map)),
+    SELECT * FROM cdp.profile_write_snapshot(sql, cfg.bins, cell_segments)),
   stored AS (
     INSERT INTO cdp.profile_group_totals
     SELECT refresh_profiles.as_of, w.dimension, w.group_name, w.customers, w.revenue, w.orders,
