@@ -1,6 +1,6 @@
 -- Profiles: the C++ scoring and bulk writer of cdp.refresh_profiles (src/pg/profiles.cpp) against the
 -- plain-SQL definition over a random shop with ties, refunds and amounts of mixed scales; the
--- segment lookup for bins > 12; the plain-INSERT path taken when the table has a trigger; totals.
+-- 20-point scores (segments NULL off the 5-point scale); the plain-INSERT path taken when the table has a trigger; totals.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_cdp;
 RESET client_min_messages;
