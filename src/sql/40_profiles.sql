@@ -606,26 +606,19 @@ COMMENT ON COLUMN cdp.customer_profiles.last_order_at IS 'last positive order at
 COMMENT ON COLUMN cdp.customer_profiles.identifiers IS 'distinct identifiers cdp.person_identifiers holds for the person (0 when not attributed)';
 COMMENT ON COLUMN cdp.customer_profiles.sources IS 'distinct sources in cdp.identity_map with a record of the person (0 when not attributed)';
 COMMENT ON VIEW cdp.profile_history IS 'pg_cdp profiles: every snapshot kept, one row per person per as_of';
-COMMENT ON COLUMN cdp.profile_history.as_of IS 'the snapshot''s reference time: orders placed after it are ignored';
-COMMENT ON COLUMN cdp.profile_history.person_key IS 'the person: ''person:<person_id>'' when identity merge attributed the orders, else ''customer:<customer key>'' (orders whose person is unknown are counted under their own customer key)';
-COMMENT ON COLUMN cdp.profile_history.person_id IS 'cdp.persons id of the person; NULL when the orders were not attributed to a person';
-COMMENT ON COLUMN cdp.profile_history.orders IS 'orders with a positive amount (refund rows are not orders)';
-COMMENT ON COLUMN cdp.profile_history.monetary IS 'sum of all amounts at or before as_of (refunds are negative rows and reduce it)';
-COMMENT ON COLUMN cdp.profile_history.average_order_value IS 'monetary divided by orders (NULL without a positive order)';
-COMMENT ON COLUMN cdp.profile_history.recency_days IS 'calendar days in the shop time zone from the last positive order to as_of (NULL without a positive order)';
-COMMENT ON COLUMN cdp.profile_history.r IS 'recency score 1..bins (more recent scores higher); NULL without a positive order';
-COMMENT ON COLUMN cdp.profile_history.f IS 'frequency score 1..bins';
-COMMENT ON COLUMN cdp.profile_history.m IS 'monetary score 1..bins';
-COMMENT ON COLUMN cdp.profile_history.rfm_segment IS 'segment name of (r, f, m) in the configured segment map; NULL without a positive order';
-COMMENT ON COLUMN cdp.profile_history.lifecycle_stage IS 'lifecycle stage from cdp.lifecycle under the configured policy';
-COMMENT ON COLUMN cdp.profile_history.cadence_days IS 'the person''s own buying rhythm: median days between order days (NULL with fewer than two order days)';
-COMMENT ON COLUMN cdp.profile_history.expected_next_order_at IS 'when the next order is due by the cadence used';
-COMMENT ON COLUMN cdp.profile_history.overdue_ratio IS 'days since the last order divided by the cadence used';
-COMMENT ON COLUMN cdp.profile_history.stage_since IS 'the shop-local day on which the current lifecycle stage began';
-COMMENT ON COLUMN cdp.profile_history.first_order_at IS 'first order at or before as_of';
-COMMENT ON COLUMN cdp.profile_history.last_order_at IS 'last positive order at or before as_of';
-COMMENT ON COLUMN cdp.profile_history.identifiers IS 'distinct identifiers cdp.person_identifiers holds for the person (0 when not attributed)';
-COMMENT ON COLUMN cdp.profile_history.sources IS 'distinct sources in cdp.identity_map with a record of the person (0 when not attributed)';
+-- profile_history has the same columns as customer_profiles: the same comments.
+DO $comments$
+DECLARE
+  col record;
+BEGIN
+  FOR col IN SELECT a.attname, pg_catalog.col_description(a.attrelid, a.attnum) AS description
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = 'cdp.customer_profiles'::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped
+  LOOP
+    EXECUTE pg_catalog.format('COMMENT ON COLUMN cdp.profile_history.%I IS %L', col.attname, col.description);
+  END LOOP;
+END
+$comments$;
 COMMENT ON VIEW cdp.profile_snapshot_list IS 'pg_cdp profiles: the snapshots kept, with counts';
 COMMENT ON COLUMN cdp.profile_snapshot_list.as_of IS 'the snapshot''s reference time';
 COMMENT ON COLUMN cdp.profile_snapshot_list.refreshed_at IS 'when cdp.refresh_profiles wrote it';
