@@ -12,7 +12,7 @@ cmake -S "$CDP_ROOT" -B "$CDP_STATE/cmake" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/d
 cmake --build "$CDP_STATE/cmake" -j"$(nproc)" >/dev/null
 unit_log="$CDP_STATE/ctest.log"
 ctest --test-dir "$CDP_STATE/cmake" --output-on-failure | tee "$unit_log"
-unit_passed=$(sed -n 's/.* tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\2-\1/p' "$unit_log" | bc)
+unit_passed=$(awk '/tests passed, [0-9]+ tests failed out of/ { print $NF - $4 }' "$unit_log")
 
 cdp_cluster_start
 trap cdp_cluster_stop EXIT
