@@ -474,14 +474,17 @@ SELECT r.as_of, r.refreshed_at, r.persons, r.unattributed, r.orders, r.currency,
        r.orders_relation
   FROM cdp.profile_refreshes r;
 
-CREATE VIEW cdp.segment_summary AS
+-- Per-group figures of the latest snapshot, for both dimensions; the two summary views below pick one.
+CREATE VIEW cdp.profile_group_summary AS
 WITH latest AS (SELECT pg_catalog.max(r.as_of) AS as_of FROM cdp.profile_refreshes r),
 groups AS (
-  SELECT g.*, pg_catalog.sum(g.customers) OVER () AS all_customers, pg_catalog.sum(g.revenue) OVER () AS all_revenue
-    FROM cdp.profile_group_totals g JOIN latest l ON g.as_of = l.as_of
-   WHERE g.dimension = 'rfm_segment')
+  SELECT g.*,
+         pg_catalog.sum(g.customers) OVER (PARTITION BY g.dimension) AS all_customers,
+         pg_catalog.sum(g.revenue) OVER (PARTITION BY g.dimension) AS all_revenue
+    FROM cdp.profile_group_totals g JOIN latest l ON g.as_of = l.as_of)
 SELECT g.as_of,
-       g.group_name AS rfm_segment,
+       g.dimension,
+       g.group_name,
        g.customers,
        g.customers::double precision / g.all_customers AS customer_share,
        g.revenue,
@@ -491,24 +494,20 @@ SELECT g.as_of,
        pg_catalog.round(g.revenue / NULLIF(g.orders, 0), 2) AS average_order_value,
        pg_catalog.round(g.recency_days_sum::numeric / NULLIF(g.recency_days_n, 0), 1) AS average_recency_days
   FROM groups g;
+COMMENT ON VIEW cdp.profile_group_summary IS
+  'pg_cdp profiles (internal): per RFM segment and per lifecycle stage figures of the latest snapshot, behind cdp.segment_summary and cdp.lifecycle_summary';
+
+CREATE VIEW cdp.segment_summary AS
+SELECT s.as_of, s.group_name AS rfm_segment, s.customers, s.customer_share, s.revenue, s.revenue_share,
+       s.average_orders, s.average_monetary, s.average_order_value, s.average_recency_days
+  FROM cdp.profile_group_summary s
+ WHERE s.dimension = 'rfm_segment';
 
 CREATE VIEW cdp.lifecycle_summary AS
-WITH latest AS (SELECT pg_catalog.max(r.as_of) AS as_of FROM cdp.profile_refreshes r),
-groups AS (
-  SELECT g.*, pg_catalog.sum(g.customers) OVER () AS all_customers, pg_catalog.sum(g.revenue) OVER () AS all_revenue
-    FROM cdp.profile_group_totals g JOIN latest l ON g.as_of = l.as_of
-   WHERE g.dimension = 'lifecycle_stage')
-SELECT g.as_of,
-       g.group_name AS lifecycle_stage,
-       g.customers,
-       g.customers::double precision / g.all_customers AS customer_share,
-       g.revenue,
-       (g.revenue / NULLIF(g.all_revenue, 0))::double precision AS revenue_share,
-       pg_catalog.round(g.orders::numeric / g.customers, 2) AS average_orders,
-       pg_catalog.round(g.revenue / g.customers, 2) AS average_monetary,
-       pg_catalog.round(g.revenue / NULLIF(g.orders, 0), 2) AS average_order_value,
-       pg_catalog.round(g.recency_days_sum::numeric / NULLIF(g.recency_days_n, 0), 1) AS average_recency_days
-  FROM groups g;
+SELECT s.as_of, s.group_name AS lifecycle_stage, s.customers, s.customer_share, s.revenue, s.revenue_share,
+       s.average_orders, s.average_monetary, s.average_order_value, s.average_recency_days
+  FROM cdp.profile_group_summary s
+ WHERE s.dimension = 'lifecycle_stage';
 
 -- From -> to counts of persons between two snapshots, by RFM segment or lifecycle stage. Reads
 -- the view cdp.profile_history, so a reader with cdp.grant_reader can call it with its own rights.
@@ -650,6 +649,22 @@ COMMENT ON COLUMN cdp.lifecycle_summary.average_orders IS 'orders per person, ro
 COMMENT ON COLUMN cdp.lifecycle_summary.average_monetary IS 'revenue per person, rounded to 2 decimals';
 COMMENT ON COLUMN cdp.lifecycle_summary.average_order_value IS 'revenue per order, rounded to 2 decimals';
 COMMENT ON COLUMN cdp.lifecycle_summary.average_recency_days IS 'mean recency_days of persons with a positive order, rounded to 1 decimal';
+COMMENT ON COLUMN cdp.profile_group_summary.dimension IS 'rfm_segment or lifecycle_stage';
+COMMENT ON COLUMN cdp.profile_group_summary.group_name IS 'the RFM segment or lifecycle stage';
+-- The shared columns of cdp.profile_group_summary carry cdp.segment_summary's comments.
+DO $comments$
+DECLARE
+  col record;
+BEGIN
+  FOR col IN SELECT a.attname, pg_catalog.col_description(a.attrelid, a.attnum) AS description
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = 'cdp.segment_summary'::pg_catalog.regclass AND a.attnum > 0
+                AND a.attname <> 'rfm_segment'
+  LOOP
+    EXECUTE pg_catalog.format('COMMENT ON COLUMN cdp.profile_group_summary.%I IS %L', col.attname, col.description);
+  END LOOP;
+END
+$comments$;
 COMMENT ON VIEW cdp.segment_movement IS 'pg_cdp profiles: persons moving between RFM segments from the second latest to the latest snapshot';
 COMMENT ON COLUMN cdp.segment_movement.from_as_of IS 'the earlier of the two latest snapshots';
 COMMENT ON COLUMN cdp.segment_movement.to_as_of IS 'the latest snapshot';
