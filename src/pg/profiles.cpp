@@ -463,12 +463,11 @@ Datum numeric_datum(const cdp::Decimal& value) {
       cdp::sqlstate::kProgramLimitExceeded,
       "cdp.refresh_profiles needs more memory than maintenance_work_mem allows (" + std::to_string(limit >> 20) +
           " MB)",
-      "It holds about " + std::to_string(cdp::profiles::ProfileEngine::kBytesPerPerson + 60) +
-          " bytes per person and " + std::to_string(cdp::profiles::ProfileEngine::kBytesPerOrderDay) +
-          " bytes per order row while it groups; " + std::to_string(persons) + " persons and " +
-          std::to_string(rows) + " order rows were read when the limit was reached (" + error.message + ").",
+      "It holds about 200 bytes per person (with two order rows each; 12 bytes more per further order row) while "
+      "it groups and scores; " + std::to_string(persons) + " persons and " + std::to_string(rows) +
+          " order rows were read when the limit was reached (" + error.message + ").",
       "Raise maintenance_work_mem for the session that refreshes, e.g. SET maintenance_work_mem = '1GB' "
-      "(about 250 MB per million persons).");
+      "(about 200 MB per million persons).");
 }
 
 }  // namespace
