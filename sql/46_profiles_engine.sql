@@ -132,6 +132,34 @@ UPDATE eng.keyed SET amount = 1 WHERE id = 4;
 SELECT cdp.configure_orders('eng.keyed', 'id', 'c_uuid', 'at', 'amount', shop_time_zone => 'UTC');
 SELECT pg_temp.try($s$CALL cdp.refresh_profiles('2026-07-01 00:00+00')$s$);
 
+-- 6. Identifiers and sources of merged persons are counted as the rows stream past (sources as a bit
+--    mask over the first 64 source names); a person on more sources than that is counted in SQL.
+CREATE TABLE eng.observations AS
+SELECT 'src' || g AS source, '1' AS source_key, 'email' AS id_type, 'p@x.example' AS id_value,
+       '2025-01-01 00:00+00'::timestamptz AS observed_at
+  FROM generate_series(1, 70) g
+UNION ALL SELECT 'src1', '3', 'email', 'q@x.example', '2025-01-01 00:00+00'
+UNION ALL SELECT 'src2', '3', 'phone', '+49 30 1234567', '2025-01-01 00:00+00';
+CREATE TABLE eng.source_orders (id int, cust text, at timestamptz, amount int);
+INSERT INTO eng.source_orders VALUES (1, 'a', '2026-05-01 10:00+00', 10), (2, 'b', '2026-05-02 10:00+00', 20),
+                                     (3, 'c', '2026-05-03 10:00+00', 30);
+SET client_min_messages = warning;
+CALL cdp.merge_identities('eng.observations', full_rebuild => true);
+RESET client_min_messages;
+SELECT cdp.configure_orders('eng.source_orders', 'id', 'cust', 'at', 'amount', person_source => 'src1', shop_time_zone => 'UTC');
+CALL cdp.refresh_profiles('2026-07-01 00:00+00');
+SELECT p.person_key LIKE 'person:%' AS merged, p.orders, p.identifiers, p.sources,
+       (SELECT count(DISTINCT im.source) FROM cdp.identity_map im WHERE im.person_id = p.person_id) AS sources_in_sql
+  FROM cdp.customer_profiles p ORDER BY p.sources DESC;
+DELETE FROM eng.observations WHERE source IN (SELECT 'src' || g FROM generate_series(10, 70) g);
+SET client_min_messages = warning;
+CALL cdp.merge_identities('eng.observations', full_rebuild => true);
+RESET client_min_messages;
+CALL cdp.refresh_profiles('2026-07-01 00:00+00');
+SELECT p.person_key LIKE 'person:%' AS merged, p.orders, p.identifiers, p.sources,
+       (SELECT count(DISTINCT im.source) FROM cdp.identity_map im WHERE im.person_id = p.person_id) AS sources_in_sql
+  FROM cdp.customer_profiles p ORDER BY p.sources DESC;
+
 DELETE FROM cdp.profile_refreshes;
 DELETE FROM cdp.profile_snapshots;
 DELETE FROM cdp.profile_config;

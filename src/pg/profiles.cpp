@@ -254,29 +254,77 @@ void run_query(const char* query, DestReceiver* receiver, const char* what) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Identifier and source counts per person (identity modes): (person_id bigint, n bigint) rows.
+// Identifier and source counts per person (identity modes), counted while the rows stream past instead
+// of grouped in SQL (two hash aggregates over the merge's tables, several seconds at a million persons):
+//   identifiers: one (person_id) row per linked identifier of cdp.person_identifiers;
+//   sources: (person_id, source) rows of cdp.identity_map; distinct sources per person kept as a bit mask
+//   over the first 64 source names met (a 65th stops the scan and the SQL count is used instead).
+constexpr int kMaxSourceNames = 64;
 
 struct CountsReceiver {
   DestReceiver base;
   const cdp::profiles::ProfileEngine* engine;
-  std::int32_t* counts;  // per person
+  std::int32_t* counts;        // identifiers per person; the SQL fallback's counts of sources
+  std::uint64_t* source_masks; // sources per person (NULL: rows are (person_id, n) counts)
+  bool pairs;                  // rows are (person_id, n bigint) from the SQL fallback
+  int source_count;
+  bool too_many_sources;
+  char* source_names[kMaxSourceNames];  // palloc'd
+  int source_lengths[kMaxSourceNames];
 };
 
 bool receive_count(TupleTableSlot* slot, DestReceiver* self) {
   CountsReceiver* receiver = reinterpret_cast<CountsReceiver*>(self);
-  slot_getsomeattrs(slot, 2);
-  if (slot->tts_isnull[0] || slot->tts_isnull[1]) return true;
-  const std::size_t person = receiver->engine->find(DatumGetInt64(slot->tts_values[0]));
-  if (person != cdp::profiles::ProfileEngine::npos) {
-    const std::int64_t n = DatumGetInt64(slot->tts_values[1]);
-    if (n > INT32_MAX) ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE), errmsg("integer out of range")));
-    receiver->counts[person] = static_cast<std::int32_t>(n);
+  if (receiver->source_masks != nullptr) {
+    slot_getsomeattrs(slot, 2);
+    if (slot->tts_isnull[0] || slot->tts_isnull[1]) return true;
+    const std::size_t person = receiver->engine->find(DatumGetInt64(slot->tts_values[0]));
+    if (person == cdp::profiles::ProfileEngine::npos) return true;
+    text* source = DatumGetTextPP(slot->tts_values[1]);
+    const char* bytes = VARDATA_ANY(source);
+    const int length = VARSIZE_ANY_EXHDR(source);
+    int k = 0;
+    while (k < receiver->source_count &&
+           !(receiver->source_lengths[k] == length && std::memcmp(receiver->source_names[k], bytes, length) == 0))
+      ++k;
+    if (k == receiver->source_count) {
+      if (k == kMaxSourceNames) {
+        receiver->too_many_sources = true;
+        return false;  // stops the scan: the SQL count takes over
+      }
+      receiver->source_names[k] = static_cast<char*>(palloc(length + 1));
+      if (length) std::memcpy(receiver->source_names[k], bytes, length);
+      receiver->source_lengths[k] = length;
+      ++receiver->source_count;
+    }
+    receiver->source_masks[person] |= std::uint64_t{1} << k;
+    return true;
   }
+  slot_getsomeattrs(slot, receiver->pairs ? 2 : 1);
+  if (slot->tts_isnull[0] || (receiver->pairs && slot->tts_isnull[1])) return true;
+  const std::size_t person = receiver->engine->find(DatumGetInt64(slot->tts_values[0]));
+  if (person == cdp::profiles::ProfileEngine::npos) return true;
+  const std::int64_t n = receiver->pairs ? DatumGetInt64(slot->tts_values[1]) : receiver->counts[person] + std::int64_t{1};
+  if (n > INT32_MAX) ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE), errmsg("integer out of range")));
+  receiver->counts[person] = static_cast<std::int32_t>(n);
   return true;
 }
-void counts_startup(DestReceiver*, int, TupleDesc result) {
-  if (result->natts != 2 || TupleDescAttr(result, 0)->atttypid != INT8OID || TupleDescAttr(result, 1)->atttypid != INT8OID)
-    elog(ERROR, "cdp.profile_write_snapshot: a count query must return (bigint, bigint)");
+void counts_startup(DestReceiver* self, int, TupleDesc result) {
+  CountsReceiver* receiver = reinterpret_cast<CountsReceiver*>(self);
+  const int columns = receiver->source_masks != nullptr || receiver->pairs ? 2 : 1;
+  bool ok = result->natts == columns && TupleDescAttr(result, 0)->atttypid == INT8OID;
+  if (ok && columns == 2)
+    ok = TupleDescAttr(result, 1)->atttypid == (receiver->source_masks != nullptr ? TEXTOID : INT8OID);
+  if (!ok) elog(ERROR, "cdp.profile_write_snapshot: unexpected columns of a count query");
+}
+
+void run_counts(CountsReceiver* receiver, const char* query) {
+  receiver->base.receiveSlot = receive_count;
+  receiver->base.rStartup = counts_startup;
+  receiver->base.rShutdown = receiver_shutdown;
+  receiver->base.rDestroy = receiver_destroy;
+  receiver->base.mydest = DestNone;
+  run_query(query, &receiver->base, "identifier and source count");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -554,6 +602,7 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
       receiver.error.rethrow();
     }
     cdp::pg::check_for_interrupts();
+    const double read_seconds = seconds_since(started);
     try {
       engine.finish_rows(interrupts);
     } catch (const cdp::Error& e) {
@@ -571,28 +620,39 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
     lc::Policy policy;
     if (n > 0) policy = cdp::pg::lifecycle_policy(setup.policy, std::strlen(setup.policy));
 
+    const double indexed_seconds = seconds_since(started);
     // Identifiers and sources of the persons known to the merge.
     std::vector<std::int32_t> identifiers, sources;
     if (identity) {
-      budget.charge(2 * n * sizeof(std::int32_t));
+      budget.charge(n * (2 * sizeof(std::int32_t) + sizeof(std::uint64_t)));
       identifiers.assign(n, 0);
       sources.assign(n, 0);
-      for (int which = 0; which < 2; ++which) {
-        CountsReceiver counts;
+      std::vector<std::uint64_t> masks(n, 0);
+      CountsReceiver counts;
+      std::memset(static_cast<void*>(&counts), 0, sizeof counts);
+      counts.engine = &engine;
+      counts.counts = identifiers.data();
+      pg_call([&] {
+        run_counts(&counts, "SELECT pi.person_id FROM cdp.person_identifiers pi "
+                            "WHERE pi.person_id IS NOT NULL AND pi.status OPERATOR(pg_catalog.=) 'linked'");
+      });
+      std::memset(static_cast<void*>(&counts), 0, sizeof counts);
+      counts.engine = &engine;
+      counts.source_masks = masks.data();
+      pg_call([&] {
+        run_counts(&counts, "SELECT im.person_id, im.source::pg_catalog.text FROM cdp.identity_map im "
+                            "WHERE im.person_id IS NOT NULL");
+      });
+      if (!counts.too_many_sources) {
+        for (std::size_t p = 0; p < n; ++p) sources[p] = __builtin_popcountll(masks[p]);
+      } else {
         std::memset(static_cast<void*>(&counts), 0, sizeof counts);
-        counts.base.receiveSlot = receive_count;
-        counts.base.rStartup = counts_startup;
-        counts.base.rShutdown = receiver_shutdown;
-        counts.base.rDestroy = receiver_destroy;
-        counts.base.mydest = DestNone;
         counts.engine = &engine;
-        counts.counts = which == 0 ? identifiers.data() : sources.data();
+        counts.counts = sources.data();
+        counts.pairs = true;
         pg_call([&] {
-          run_query(which == 0 ? "SELECT pi.person_id, pg_catalog.count(*) FROM cdp.person_identifiers pi "
-                                 "WHERE pi.person_id IS NOT NULL AND pi.status OPERATOR(pg_catalog.=) 'linked' GROUP BY 1"
-                               : "SELECT im.person_id, pg_catalog.count(DISTINCT im.source) FROM cdp.identity_map im "
-                                 "GROUP BY 1",
-                    &counts.base, "identifier counts");
+          run_counts(&counts, "SELECT im.person_id, pg_catalog.count(DISTINCT im.source) FROM cdp.identity_map im "
+                              "GROUP BY 1");
         });
       }
     }
@@ -755,10 +815,11 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
     const std::size_t rows_read = engine.order_rows(), peak = budget.used();
     pg_call([&] {
       elog(DEBUG1,
-           "refresh_profiles: %zu order rows grouped into %zu persons in %.3f s, scored in %.3f s, written (%s) in "
-           "%.3f s; memory %zu kB (%zu bytes per person)",
-           rows_read, n, grouped_seconds, scored_seconds, bulk ? "bulk" : "row by row", written_seconds, peak / 1024,
-           n ? peak / n : 0);
+           "refresh_profiles: %zu order rows grouped into %zu persons in %.3f s (read %.3f s, by person %.3f s, "
+           "identifier and source counts %.3f s), scored in %.3f s, written (%s) in %.3f s; memory %zu kB (%zu bytes "
+           "per person)",
+           rows_read, n, grouped_seconds, read_seconds, indexed_seconds - read_seconds, grouped_seconds - indexed_seconds,
+           scored_seconds, bulk ? "bulk" : "row by row", written_seconds, peak / 1024, n ? peak / n : 0);
     });
 
     // 5. The totals.
