@@ -623,7 +623,7 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
     const double indexed_seconds = seconds_since(started);
     // Identifiers and sources of the persons known to the merge.
     std::vector<std::int32_t> identifiers, sources;
-    if (identity) {
+    if (identity && n > 0) {  // (an empty snapshot has nobody to count for)
       budget.charge(n * (2 * sizeof(std::int32_t) + sizeof(std::uint64_t)));
       identifiers.assign(n, 0);
       sources.assign(n, 0);
