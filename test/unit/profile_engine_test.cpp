@@ -201,3 +201,56 @@ TEST(LifecycleOutcome, ExpectedNextOrderStopsAtTheEndOfTimestamptz) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(RecordIndex, FindsEveryRecordAndKeepsTheFirstPersonOfAKey) {
+  cdp::MemoryBudget budget(std::size_t{256} << 20, "maintenance_work_mem");
+  cdp::profiles::RecordIndex index(budget);
+  for (std::int64_t i = 0; i < 50000; ++i) {
+    const std::string key = std::to_string(i);
+    index.insert(key.data(), key.size(), 1000 + i);
+  }
+  index.insert("7", 1, 42);  // already there
+  index.insert("", 0, 5);
+  EXPECT_EQ(index.size(), 50001u);
+  std::int64_t person = 0;
+  for (std::int64_t i = 0; i < 50000; ++i) {
+    const std::string key = std::to_string(i);
+    ASSERT_TRUE(index.find(key.data(), key.size(), person)) << key;
+    EXPECT_EQ(person, 1000 + i);
+  }
+  EXPECT_TRUE(index.find("", 0, person));
+  EXPECT_EQ(person, 5);
+  EXPECT_FALSE(index.find("50000", 5, person));
+  EXPECT_FALSE(index.find("07", 2, person));
+}
+
+TEST(RecordIndex, MemoryBudgetStopsWith54000) {
+  cdp::MemoryBudget budget(std::size_t{1} << 20, "maintenance_work_mem");
+  cdp::profiles::RecordIndex index(budget);
+  try {
+    for (std::int64_t i = 0; i < 1000000; ++i) {
+      const std::string key = "order-" + std::to_string(i);
+      index.insert(key.data(), key.size(), i);
+    }
+    FAIL() << "no error";
+  } catch (const cdp::Error& e) {
+    EXPECT_STREQ(e.sqlstate(), "54000");
+  }
+}
+
+TEST(RecordIndex, BudgetIsReleasedWithTheIndex) {
+  cdp::MemoryBudget budget(std::size_t{64} << 20, "maintenance_work_mem");
+  {
+    cdp::profiles::RecordIndex index(budget);
+    for (std::int64_t i = 0; i < 100000; ++i) {
+      const std::string key = "order-" + std::to_string(i);
+      index.insert(key.data(), key.size(), i);
+    }
+    EXPECT_GT(budget.used(), 100000 * 24u);
+  }
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+}  // namespace
