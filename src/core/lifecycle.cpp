@@ -204,6 +204,21 @@ Assessment assess(const std::int32_t* days, std::size_t count, std::int32_t as_o
   return result;
 }
 
+Outcome outcome(const std::int32_t* days, std::size_t count, std::int32_t as_of_day, std::int64_t last_order_at,
+                const Policy& policy) {
+  Outcome result;
+  result.assessment = assess(days, count, as_of_day, policy);
+  if (result.assessment.stage == Stage::kProspect) return result;
+  const double offset_us = result.assessment.cadence_days * static_cast<double>(kUsecsPerDay);
+  std::int64_t expected = 0;
+  result.has_expected_next = offset_us < 1e18 &&
+                             !__builtin_add_overflow(last_order_at, static_cast<std::int64_t>(std::llround(offset_us)),
+                                                     &expected) &&
+                             expected < kEndTimestamp;
+  if (result.has_expected_next) result.expected_next_order_at = expected;
+  return result;
+}
+
 Stage stage_of(const std::int32_t* days, std::size_t count, std::int32_t as_of_day, const Policy& policy) {
   if (count == 0) return Stage::kProspect;
   Scratch scratch(count);

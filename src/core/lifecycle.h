@@ -47,6 +47,31 @@ struct Assessment {
   std::int32_t stage_since_day = 0;  // first day of the current, uninterrupted stage (valid unless prospect)
 };
 
+// PostgreSQL's timestamptz: microseconds since 2000-01-01 00:00 UTC, finite values below kEndTimestamp
+// (END_TIMESTAMP; the glue checks that the two agree).
+constexpr std::int64_t kUsecsPerDay = 86400000000LL;
+constexpr std::int64_t kEndTimestamp = 9223371331200000000LL;
+
+// The day number (day 0 = 2000-01-01) of a timestamp read in UTC: the day of a shop-local wall-clock
+// time stored as UTC (how cdp.refresh_profiles feeds the rule), rounding toward the past.
+inline std::int32_t utc_day(std::int64_t timestamp) {
+  std::int64_t day = timestamp / kUsecsPerDay;
+  if (timestamp % kUsecsPerDay != 0 && timestamp < 0) --day;
+  return static_cast<std::int32_t>(day);
+}
+
+// What cdp.lifecycle returns for one history: the assessment, and when the next order is due. One
+// rule for the aggregate's final function and for cdp.refresh_profiles.
+struct Outcome {
+  Assessment assessment;  // stage kProspect (no order day): the other fields mean nothing
+  bool has_expected_next = false;
+  std::int64_t expected_next_order_at = 0;  // last order + cadence used x 24 h, to the microsecond;
+                                            // absent past the end of timestamptz
+};
+// days as for assess(); last_order_at = the last positive order's timestamp (any value for prospects).
+Outcome outcome(const std::int32_t* days, std::size_t count, std::int32_t as_of_day, std::int64_t last_order_at,
+                const Policy& policy);
+
 // days: strictly increasing order days, all <= as_of_day. Allocation-free for histories up to a few
 // hundred order days; longer ones use a temporary std::vector (may throw std::bad_alloc).
 Assessment assess(const std::int32_t* days, std::size_t count, std::int32_t as_of_day, const Policy& policy);

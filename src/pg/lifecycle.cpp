@@ -11,12 +11,16 @@ extern "C" {
 #include "utils/date.h"  // DateADT (not in pg/pg.h; no clashing macros)
 }
 
+#include "pg/lifecycle_policy.h"
+
 #include "core/lifecycle.h"
 
 #include <cmath>
 #include <cstring>
 
 namespace lc = cdp::lifecycle;
+static_assert(lc::kEndTimestamp == END_TIMESTAMP, "core and PostgreSQL agree on the end of timestamptz");
+static_assert(lc::kUsecsPerDay == USECS_PER_DAY, "core and PostgreSQL agree on the length of a day");
 using cdp::pg::fail;
 using cdp::pg::guarded;
 using cdp::pg::pg_call;
@@ -146,23 +150,33 @@ struct PolicyTable {
   PolicyEntry* entries[64];
 };
 
-const PolicyEntry* resolve_policy(PolicyTable* table, MemoryContext mcxt, const char* name, std::size_t length) {
+void check_policy_name(const char* name, std::size_t length) {
   if (length == 0 || length > lc::kMaxPolicyNameLength || std::memchr(name, '\0', length))
     fail(cdp::sqlstate::kUndefinedObject, "lifecycle policy \"" + std::string(name, length) + "\" does not exist",
          "Policy names are 1 to 63 bytes long.");
+}
+
+// Reads and checks the policy of a NUL-terminated, checked name; the aggregates' errors when it is
+// unknown or not sane.
+void load_policy(const char* name, lc::Policy* policy) {
+  char known[1024];
+  const bool found = pg_call([&] { return fetch_policy(name, policy, known, sizeof known); });
+  if (!found)
+    fail(cdp::sqlstate::kUndefinedObject, std::string("lifecycle policy \"") + name + "\" does not exist",
+         std::string("Known policies: ") + (known[0] ? known : "(none)") + ".",
+         "Add a row to cdp.lifecycle_policies or derive one with cdp.fit_lifecycle_policy().");
+  lc::check_policy(*policy);
+}
+
+const PolicyEntry* resolve_policy(PolicyTable* table, MemoryContext mcxt, const char* name, std::size_t length) {
+  check_policy_name(name, length);
   for (int i = 0; i < table->count; ++i)
     if (std::strlen(table->entries[i]->name) == length && std::memcmp(table->entries[i]->name, name, length) == 0)
       return table->entries[i];
   PolicyEntry* entry = pg_call([&] { return static_cast<PolicyEntry*>(MemoryContextAllocZero(mcxt, sizeof(PolicyEntry))); });
   std::memcpy(entry->name, name, length);
   entry->name[length] = '\0';
-  char known[1024];
-  const bool found = pg_call([&] { return fetch_policy(entry->name, &entry->policy, known, sizeof known); });
-  if (!found)
-    fail(cdp::sqlstate::kUndefinedObject, std::string("lifecycle policy \"") + entry->name + "\" does not exist",
-         std::string("Known policies: ") + (known[0] ? known : "(none)") + ".",
-         "Add a row to cdp.lifecycle_policies or derive one with cdp.fit_lifecycle_policy().");
-  lc::check_policy(entry->policy);
+  load_policy(entry->name, &entry->policy);
   if (table->count < 64) table->entries[table->count++] = entry;  // beyond 64 names: resolved per group
   return entry;
 }
@@ -598,8 +612,9 @@ Datum cdp_lifecycle_finalfn(PG_FUNCTION_ARGS) {
     State* state = reinterpret_cast<State*>(PG_GETARG_POINTER(0));
     ResultCache* cache = result_cache(fcinfo, false);
     compact(state);  // keeps the value; sorting is idempotent
-    const lc::Assessment a =
-        lc::assess(state->days, static_cast<std::size_t>(state->count), state->as_of_day, state->policy->policy);
+    const lc::Outcome outcome = lc::outcome(state->days, static_cast<std::size_t>(state->count), state->as_of_day,
+                                            state->last_order_at, state->policy->policy);
+    const lc::Assessment& a = outcome.assessment;
     // Field order of cdp.lifecycle_state.
     enum { kOrders, kOrderDays, kFirst, kLast, kDaysSince, kRatio, kCadence, kExpected, kSince, kTypical, kStage, kFields };
     Datum values[kFields];
@@ -620,13 +635,8 @@ Datum cdp_lifecycle_finalfn(PG_FUNCTION_ARGS) {
       for (int i = kFirst; i <= kTypical; ++i) nulls[i] = true;
     } else {
       nulls[kTypical] = !a.has_typical_gap;
-      // last order + cadence used x 24 h, exact to the microsecond; NULL past the end of timestamptz.
-      const double offset_us = a.cadence_days * static_cast<double>(USECS_PER_DAY);
-      TimestampTz expected = 0;
-      nulls[kExpected] = !(offset_us < 1e18) ||
-                         __builtin_add_overflow(state->last_order_at, static_cast<std::int64_t>(std::llround(offset_us)), &expected) ||
-                         expected >= END_TIMESTAMP;
-      if (!nulls[kExpected]) values[kExpected] = TimestampTzGetDatum(expected);
+      nulls[kExpected] = !outcome.has_expected_next;
+      if (outcome.has_expected_next) values[kExpected] = TimestampTzGetDatum(outcome.expected_next_order_at);
     }
     HeapTuple tuple = heap_form_tuple(cache->tupdesc, values, nulls);
     return HeapTupleGetDatum(tuple);
@@ -675,4 +685,14 @@ Datum cdp_lifecycle_timeline_finalfn(PG_FUNCTION_ARGS) {
     ArrayType* array = construct_array(points, static_cast<int>(n), cache->element_type, -1, false, TYPALIGN_DOUBLE);
     PG_RETURN_ARRAYTYPE_P(array);
   });
+}
+
+cdp::lifecycle::Policy cdp::pg::lifecycle_policy(const char* name, std::size_t length) {
+  check_policy_name(name, length);
+  char terminated[lc::kMaxPolicyNameLength + 1];
+  std::memcpy(terminated, name, length);
+  terminated[length] = '\0';
+  lc::Policy policy;
+  load_policy(terminated, &policy);
+  return policy;
 }

@@ -246,33 +246,30 @@ $fn$;
 COMMENT ON FUNCTION cdp.configure_orders(regclass, text, text, text, text, text, text, text, text, text, text, integer) IS
   'pg_cdp profiles: records how cdp.refresh_profiles reads orders and finds each order''s person (identity_map via person_source, an identifier type of the customer column, or the customer column itself); replaces any earlier configuration';
 
--- Refresh feeds the aggregates shop-local wall-clock times read as UTC, so their day arithmetic
--- follows the shop's day boundaries; this turns such a value back into a real instant.
-CREATE FUNCTION cdp.profile_unshift(expression text, shop_time_zone text)
-RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-RETURN CASE WHEN shop_time_zone = 'UTC' THEN expression
-            ELSE pg_catalog.format('((%s AT TIME ZONE ''UTC'') AT TIME ZONE %L)', expression, shop_time_zone) END;
-COMMENT ON FUNCTION cdp.profile_unshift(text, text) IS
-  'pg_cdp profiles (internal): SQL text turning a shop-local wall-clock value (stored as UTC) back into the real instant';
-
--- The scoring and writing half of cdp.refresh_profiles (src/pg/profiles.cpp): runs people_query (one
--- row per person in the columns of cdp.profile_snapshots, r/f/m/rfm_segment NULL) once, scores r, f
--- and m over all persons with the rule of cdp.rfm_score, names the segments (cell_segments: the
--- bins^3 cell names, NULL where a cell has none), appends the rows to
--- cdp.profile_snapshots and returns the totals per segment, per stage and ('all') of the snapshot.
-CREATE FUNCTION cdp.profile_write_snapshot(people_query text, bins integer, cell_segments text[])
+-- The grouping, scoring and writing of cdp.refresh_profiles (src/pg/profiles.cpp): runs orders_query
+-- once (order rows at or before as_of: the person id column in identity modes, the customer key, the
+-- order time as the shop's local wall clock stored as UTC, the amount; `columns` names them in its
+-- result, the person id NULL without identity merge; with person_source the first column is the
+-- order key as text instead, looked up among the identity records records_query returns as
+-- (source_key, person_id); records_query is '' otherwise), groups the rows by person in C++ with the
+-- rules of cdp.rfm_agg and cdp.lifecycle, counts identifiers and sources of merged persons, scores r,
+-- f and m over all persons with the rule of cdp.rfm_score, names the segments (cell_segments: the
+-- bins^3 cell names, NULL where a cell has none), appends the rows to cdp.profile_snapshots and
+-- returns the totals per segment, per stage and ('all') of the snapshot.
+CREATE FUNCTION cdp.profile_write_snapshot(orders_query text, person_match text, columns text[],
+                                           as_of timestamptz, local_as_of timestamptz, shop_time_zone text,
+                                           lifecycle_policy text, bins integer, cell_segments text[],
+                                           records_query text)
 RETURNS TABLE (dimension text, group_name text, customers bigint, revenue numeric, orders bigint,
                recency_days_sum bigint, recency_days_n bigint, unattributed bigint)
 AS 'MODULE_PATHNAME', 'cdp_profile_write_snapshot'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION cdp.profile_write_snapshot(text, integer, text[]) IS
-  'pg_cdp profiles (internal, used by cdp.refresh_profiles): runs the per-person query, scores and names segments, appends the snapshot rows and returns the totals';
-REVOKE EXECUTE ON FUNCTION cdp.profile_write_snapshot(text, integer, text[]) FROM PUBLIC;
+COMMENT ON FUNCTION cdp.profile_write_snapshot(text, text, text[], timestamptz, timestamptz, text, text, integer, text[], text) IS
+  'pg_cdp profiles (internal, used by cdp.refresh_profiles): reads the orders once, groups them by person in C++, scores and names segments, appends the snapshot rows and returns the totals';
+REVOKE EXECUTE ON FUNCTION cdp.profile_write_snapshot(text, text, text[], timestamptz, timestamptz, text, text, integer, text[], text) FROM PUBLIC;
 
--- Day boundaries: the aggregates count days in the session time zone, so the procedure runs with
--- TimeZone = UTC and feeds them shop-local wall-clock times read as UTC (see cdp.profile_unshift).
+-- Day boundaries: days are counted in the shop's zone, so the grouping is fed shop-local wall-clock
+-- times read as UTC (the procedure runs with TimeZone = UTC); timestamps written are real instants.
 CREATE PROCEDURE cdp.refresh_profiles(as_of timestamptz)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -282,14 +279,11 @@ DECLARE
   cfg         cdp.profile_config;
   rel         regclass;
   t_ordered   regtype;
-  t_amount    regtype;
+  t_customer  regtype;
   ordered_at  text;   -- the order time as timestamptz
   shifted     text;   -- the order time as shop-local wall clock read as UTC (day boundaries)
-  amount      text;
   customer    text;
-  person_from text;   -- FROM clause of the order rows (with their person in identity modes)
-  person_cols text;   -- select list: person_id, unmatched_key
-  group_by    text;
+  key_expr    text;   -- the customer key as the grouping reads it: an integer or text
   cell_segments text[];  -- segment of cell (r, f, m) at ((r - 1) * bins + f - 1) * bins + m
   currencies  text[];
   started     timestamptz := pg_catalog.clock_timestamp();
@@ -297,6 +291,8 @@ DECLARE
   n_persons   bigint;
   n_unmatched bigint;
   n_orders    bigint;
+  columns     text[];
+  records     text;   -- identity_map mode: the identity records of the orders' source
   sql         text;
 BEGIN
   IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
@@ -319,7 +315,7 @@ BEGIN
   LOCK TABLE cdp.profile_snapshots IN SHARE ROW EXCLUSIVE MODE;
 
   t_ordered := cdp.profile_column_type(rel, cfg.ordered_at_column, 'ordered_at');
-  t_amount  := cdp.profile_column_type(rel, cfg.amount_column, 'amount');
+  t_customer := cdp.profile_column_type(rel, cfg.customer_column, 'customer');
   IF t_ordered = 'timestamp with time zone'::regtype THEN
     ordered_at := 'o.' || pg_catalog.quote_ident(cfg.ordered_at_column);
   ELSE  -- local wall-clock times (or dates) of the shop
@@ -335,8 +331,6 @@ BEGIN
     shifted := pg_catalog.format('(o.%I::timestamp AT TIME ZONE ''UTC'')', cfg.ordered_at_column);
     local_as_of := (as_of AT TIME ZONE cfg.shop_time_zone) AT TIME ZONE 'UTC';
   END IF;
-  amount := CASE WHEN t_amount = 'numeric'::regtype THEN 'o.' || pg_catalog.quote_ident(cfg.amount_column)
-                 ELSE 'o.' || pg_catalog.quote_ident(cfg.amount_column) || '::numeric' END;
   customer := 'o.' || pg_catalog.quote_ident(cfg.customer_column);
 
   -- Mixed currencies are refused, never summed.
@@ -352,26 +346,48 @@ BEGIN
     END IF;
   END IF;
 
-  -- Orders of one person are grouped by person_id; orders whose person is unknown by their customer
-  -- key. Without identity merge the customer column is the only key (so an index on it can serve).
+  -- The order rows at or before as_of, each with its person: the person id of the merge (identity
+  -- modes), else the customer key, grouped as an integer (integer columns) or as its text (every
+  -- other type; the text is what person_key shows). Without identity merge, a stored table the caller
+  -- may read whole is read with SELECT *: the scan's tuples reach the grouping without a projection.
+  key_expr := CASE WHEN t_customer IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype,
+                                       'text'::regtype, 'character varying'::regtype)
+                   THEN customer ELSE '(' || customer || ')::text' END;
+  records := '';
   IF cfg.person_match = 'customer' THEN
-    person_from := rel || ' o';
-    person_cols := 'NULL::bigint AS person_id, (' || customer || ')::text AS unmatched_key';
-    group_by := customer;
+    IF key_expr = customer AND shifted = ordered_at AND t_ordered = 'timestamp with time zone'::regtype
+       AND (SELECT c.relkind IN ('r', 'm', 'p') FROM pg_catalog.pg_class c WHERE c.oid = rel)
+       AND pg_catalog.has_table_privilege(rel, 'SELECT') THEN
+      sql := pg_catalog.format('SELECT * FROM %s o WHERE %s <= %L::timestamptz', rel, ordered_at, as_of);
+      columns := ARRAY[NULL, cfg.customer_column, cfg.ordered_at_column, cfg.amount_column];
+    ELSE
+      sql := pg_catalog.format(
+        'SELECT %s AS customer, %s AS ordered_at, o.%I AS amount FROM %s o WHERE %s <= %L::timestamptz',
+        key_expr, shifted, cfg.amount_column, rel, ordered_at, as_of);
+      columns := ARRAY[NULL, 'customer', 'ordered_at', 'amount'];
+    END IF;
+  ELSIF cfg.person_match = 'identity_map' THEN
+    -- The order's person is the person of its identity record (person_source, order key as text):
+    -- the records are read first, and each order row looks its key up among them.
+    records := pg_catalog.format(
+      'SELECT im.source_key, im.person_id FROM cdp.identity_map im WHERE im.source = %L', cfg.person_source);
+    sql := pg_catalog.format(
+      'SELECT (o.%I)::text AS order_key, %s AS customer, %s AS ordered_at, o.%I AS amount '
+      'FROM %s o WHERE %s <= %L::timestamptz',
+      cfg.order_key_column, key_expr, shifted, cfg.amount_column, rel, ordered_at, as_of);
+    columns := ARRAY['order_key', 'customer', 'ordered_at', 'amount'];
   ELSE
-    person_from := CASE cfg.person_match
-      WHEN 'identity_map' THEN pg_catalog.format(
-        '%s o LEFT JOIN cdp.identity_map im ON im.source = %L AND im.source_key = o.%I::text '
-        'CROSS JOIN LATERAL (SELECT im.person_id AS person_id, '
-        'CASE WHEN im.person_id IS NULL THEN %s END AS unmatched_key) p',
-        rel, cfg.person_source, cfg.order_key_column, customer)
-      ELSE pg_catalog.format(
+    sql := pg_catalog.format(
+      'SELECT p.person_id, CASE WHEN p.person_id IS NULL THEN (%s)::text END AS customer, %s AS ordered_at, '
+      'o.%I AS amount FROM %s WHERE %s <= %L::timestamptz',
+      customer, shifted, cfg.amount_column,
+      pg_catalog.format(
         '%1$s o LEFT JOIN (SELECT d.k, cdp.person_id(%5$L, d.k::text) AS pid '
         '                    FROM (SELECT DISTINCT o.%2$I AS k FROM %1$s o WHERE %3$s <= %6$L::timestamptz) d) pm ON pm.k = %4$s '
-        'CROSS JOIN LATERAL (SELECT pm.pid AS person_id, CASE WHEN pm.pid IS NULL THEN %4$s END AS unmatched_key) p',
-        rel, cfg.customer_column, ordered_at, customer, cfg.customer_id_type, as_of) END;
-    person_cols := 'p.person_id, p.unmatched_key::text AS unmatched_key';
-    group_by := 'p.person_id, p.unmatched_key';
+        'CROSS JOIN LATERAL (SELECT pm.pid AS person_id) p',
+        rel, cfg.customer_column, ordered_at, customer, cfg.customer_id_type, as_of),
+      ordered_at, as_of);
+    columns := ARRAY['person_id', 'customer', 'ordered_at', 'amount'];
   END IF;
 
   -- Replacing: a snapshot's rows are written together with its cdp.profile_refreshes row (all or
@@ -395,46 +411,14 @@ BEGIN
                                      person_match, orders_relation, duration_ms)
   VALUES (as_of, pg_catalog.now(), 0, 0, 0, currencies[1], cfg.person_match, rel::text, 0);
 
-  -- One query groups the orders by person with the two C++ aggregates (and counts identifiers and
-  -- sources); cdp.profile_write_snapshot runs it once, scores all persons in C++ with the rule of
-  -- cdp.rfm_score, names the segments, appends the rows in bulk and returns the totals per segment
-  -- and stage (the history table is never re-read). Values enter the query as quoted literals.
-  sql := pg_catalog.format($q$
-    SELECT %1$L::timestamptz,
-           CASE WHEN s.person_id IS NOT NULL THEN 'person:' || s.person_id ELSE 'customer:' || s.unmatched_key END,
-           s.person_id::bigint, s.orders::bigint, s.monetary::numeric, s.average_order_value::numeric,
-           s.recency_days::integer, NULL::integer, NULL::integer, NULL::integer, NULL::text,
-           s.stage::text, s.typical_gap_days::double precision, (%9$s)::timestamptz, s.overdue_ratio::double precision,
-           s.stage_since::date, (%10$s)::timestamptz, (%11$s)::timestamptz,
-           %14$s
-      FROM (SELECT g.person_id, g.unmatched_key,
-                   (g.rs).first_order_at, (g.rs).last_order_at, (g.rs).orders, (g.rs).monetary, (g.rs).average_order_value,
-                   CASE WHEN (g.rs).orders > 0 THEN
-                     ((%2$L::timestamptz AT TIME ZONE 'UTC')::date - ((g.rs).last_order_at AT TIME ZONE 'UTC')::date) END AS recency_days,
-                   (g.ls).stage, (g.ls).typical_gap_days, (g.ls).expected_next_order_at, (g.ls).overdue_ratio, (g.ls).stage_since
-              FROM (SELECT %5$s,
-                           cdp.rfm_agg(%3$s, %4$s) AS rs,
-                           cdp.lifecycle(%3$s, %4$s, %2$L::timestamptz, %13$L) AS ls
-                      FROM %6$s
-                     WHERE %7$s <= %1$L::timestamptz
-                     GROUP BY %8$s) g) s%15$s$q$,
-    as_of, local_as_of, shifted, amount, person_cols,
-    person_from,
-    ordered_at, group_by,
-    cdp.profile_unshift('s.expected_next_order_at', cfg.shop_time_zone),
-    cdp.profile_unshift('s.first_order_at', cfg.shop_time_zone),
-    cdp.profile_unshift('s.last_order_at', cfg.shop_time_zone),
-    NULL, cfg.lifecycle_policy,
-    -- identifiers and sources: none without identity merge (no join at all), else counted per person.
-    CASE WHEN cfg.person_match = 'customer' THEN '0, 0'
-         ELSE 'coalesce(i.n, 0)::integer, coalesce(so.n, 0)::integer' END,
-    CASE WHEN cfg.person_match = 'customer' THEN ''
-         ELSE ' LEFT JOIN (SELECT pi.person_id, pg_catalog.count(*) AS n FROM cdp.person_identifiers pi '
-              'WHERE pi.person_id IS NOT NULL AND pi.status = ''linked'' GROUP BY 1) i ON i.person_id = s.person_id'
-              ' LEFT JOIN (SELECT im.person_id, pg_catalog.count(DISTINCT im.source) AS n FROM cdp.identity_map im '
-              'GROUP BY 1) so ON so.person_id = s.person_id' END);
+  -- cdp.profile_write_snapshot reads the orders once, groups them by person in C++ (the rules of
+  -- cdp.rfm_agg and cdp.lifecycle), scores all persons with the rule of cdp.rfm_score, names the
+  -- segments, appends the rows in bulk and returns the totals per segment and stage (the history
+  -- table is never re-read). Values enter the query as quoted literals.
   WITH written AS (
-    SELECT * FROM cdp.profile_write_snapshot(sql, cfg.bins, cell_segments)),
+    SELECT * FROM cdp.profile_write_snapshot(sql, cfg.person_match, columns, as_of, local_as_of,
+                                              cfg.shop_time_zone, cfg.lifecycle_policy, cfg.bins, cell_segments,
+                                              records)),
   stored AS (
     INSERT INTO cdp.profile_group_totals
     SELECT refresh_profiles.as_of, w.dimension, w.group_name, w.customers, w.revenue, w.orders,
