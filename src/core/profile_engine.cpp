@@ -45,7 +45,6 @@ ProfileEngine::ProfileEngine(std::int64_t local_as_of, MemoryBudget& budget)
       as_of_day_(lifecycle::utc_day(local_as_of)),
       budget_(budget),
       persons_(budget),
-      keys_(budget),
       day_rows_(budget) {
   budget_.charge(kInitialSlots * sizeof(std::uint64_t));
   rfm::PagedArray<std::uint64_t>(kInitialSlots).swap(slots_);
@@ -53,7 +52,7 @@ ProfileEngine::ProfileEngine(std::int64_t local_as_of, MemoryBudget& budget)
 }
 
 ProfileEngine::~ProfileEngine() {
-  budget_.release(slots_.size() * sizeof(std::uint64_t) + index_charged_);
+  budget_.release(slots_.size() * sizeof(std::uint64_t) + arena_charged_ + index_charged_);
 }
 
 void ProfileEngine::fold(std::uint32_t index, std::int64_t ordered_at, const Decimal* amount) {
@@ -109,7 +108,7 @@ std::uint32_t ProfileEngine::find_or_insert_bytes(const char* key, std::size_t l
   for (std::size_t slot = hash & slot_mask_;; slot = (slot + 1) & slot_mask_) {
     const std::uint64_t value = slots_[slot];
     if (value == 0) {
-      const char* stored = keys_.copy(key, length);
+      const char* stored = copy_key(key, length);
       return last_ = append(hash, slot, static_cast<std::int64_t>(reinterpret_cast<std::intptr_t>(stored)),
                             static_cast<std::uint32_t>(length));
     }
@@ -148,87 +147,20 @@ std::uint32_t ProfileEngine::append(std::uint64_t hash, std::size_t slot, std::i
   return index;
 }
 
-const char* ByteArena::copy(const char* bytes, std::size_t length) {
+const char* ProfileEngine::copy_key(const char* key, std::size_t length) {
   static const char kEmpty[1] = {0};
   if (length == 0) return kEmpty;
-  if (blocks_.empty() || used_ + length > blocks_.back().size()) {
+  if (arena_.empty() || arena_used_ + length > arena_.back().size()) {
     const std::size_t block = std::max(kArenaBlock, length);
     budget_.charge(block);
-    charged_ += block;
-    blocks_.emplace_back(block);
-    used_ = 0;
+    arena_charged_ += block;
+    arena_.emplace_back(block);
+    arena_used_ = 0;
   }
-  char* stored = blocks_.back().data() + used_;
-  std::memcpy(stored, bytes, length);
-  used_ += length;
+  char* stored = arena_.back().data() + arena_used_;
+  std::memcpy(stored, key, length);
+  arena_used_ += length;
   return stored;
-}
-
-RecordIndex::RecordIndex(MemoryBudget& budget) : budget_(budget), records_(budget), keys_(budget) {
-  budget_.charge(kInitialSlots * sizeof(std::uint64_t));
-  rfm::PagedArray<std::uint64_t>(kInitialSlots).swap(slots_);
-  slot_mask_ = kInitialSlots - 1;
-}
-
-RecordIndex::~RecordIndex() { budget_.release(slots_.size() * sizeof(std::uint64_t)); }
-
-void RecordIndex::insert(const char* key, std::size_t length, std::int64_t person) {
-  const std::uint64_t hash = hash_bytes(key, length);
-  const std::uint64_t tag = hash >> 32;
-  std::size_t slot = hash & slot_mask_;
-  for (;; slot = (slot + 1) & slot_mask_) {
-    const std::uint64_t value = slots_[slot];
-    if (value == 0) break;
-    if ((value >> 32) == tag) {
-      const Record& record = records_[(value & 0xFFFFFFFFu) - 1];
-      if (record.length == length &&
-          std::memcmp(reinterpret_cast<const char*>(static_cast<std::intptr_t>(record.key)), key, length) == 0)
-        return;
-    }
-  }
-  if (records_.size() >= kMaxPersons)
-    throw Error(sqlstate::kProgramLimitExceeded, "too many identity records for cdp.refresh_profiles");
-  const std::size_t index = records_.size();
-  Record& record = records_.grow();
-  record.key = static_cast<std::int64_t>(reinterpret_cast<std::intptr_t>(keys_.copy(key, length)));
-  record.person = person;
-  record.length = length;
-  slots_[slot] = (hash >> 32 << 32) | (index + 1);
-  if (records_.size() * 10 > slots_.size() * 7) rehash(slots_.size() * 2);
-}
-
-bool RecordIndex::find(const char* key, std::size_t length, std::int64_t& person) const {
-  const std::uint64_t hash = hash_bytes(key, length);
-  const std::uint64_t tag = hash >> 32;
-  for (std::size_t slot = hash & slot_mask_;; slot = (slot + 1) & slot_mask_) {
-    const std::uint64_t value = slots_[slot];
-    if (value == 0) return false;
-    if ((value >> 32) == tag) {
-      const Record& record = records_[(value & 0xFFFFFFFFu) - 1];
-      if (record.length == length &&
-          std::memcmp(reinterpret_cast<const char*>(static_cast<std::intptr_t>(record.key)), key, length) == 0) {
-        person = record.person;
-        return true;
-      }
-    }
-  }
-}
-
-void RecordIndex::rehash(std::size_t new_size) {
-  budget_.charge(new_size * sizeof(std::uint64_t));
-  rfm::PagedArray<std::uint64_t> bigger(new_size);
-  const std::size_t mask = new_size - 1;
-  for (std::size_t i = 0; i < records_.size(); ++i) {
-    const Record& record = records_[i];
-    const std::uint64_t hash =
-        hash_bytes(reinterpret_cast<const char*>(static_cast<std::intptr_t>(record.key)), record.length);
-    std::size_t slot = hash & mask;
-    while (bigger[slot] != 0) slot = (slot + 1) & mask;
-    bigger[slot] = (hash >> 32 << 32) | (i + 1);
-  }
-  budget_.release(slots_.size() * sizeof(std::uint64_t));
-  slots_.swap(bigger);
-  slot_mask_ = mask;
 }
 
 void ProfileEngine::rehash(std::size_t new_size) {

@@ -84,51 +84,6 @@ class ChunkedArray {
   std::size_t size_ = 0, capacity_ = 0, charged_ = 0;
 };
 
-// Copies of key bytes, packed into 1 MB blocks that never move; charged to the budget per block.
-class ByteArena {
- public:
-  explicit ByteArena(MemoryBudget& budget) : budget_(budget) {}
-  ~ByteArena() { budget_.release(charged_); }
-  ByteArena(const ByteArena&) = delete;
-  ByteArena& operator=(const ByteArena&) = delete;
-  const char* copy(const char* bytes, std::size_t length);
-
- private:
-  MemoryBudget& budget_;
-  std::vector<std::vector<char>> blocks_;
-  std::size_t used_ = 0, charged_ = 0;
-};
-
-// The person of each identity record of one source (cdp.identity_map's source_key -> person_id), so
-// that order rows find their person by their order key without a SQL join. Memory: 24 bytes per record,
-// its key's bytes and the hash slots, charged to the budget.
-class RecordIndex {
- public:
-  explicit RecordIndex(MemoryBudget& budget);
-  ~RecordIndex();
-  RecordIndex(const RecordIndex&) = delete;
-  RecordIndex& operator=(const RecordIndex&) = delete;
-
-  // A key already present keeps its first person.
-  void insert(const char* key, std::size_t length, std::int64_t person);
-  bool find(const char* key, std::size_t length, std::int64_t& person) const;
-  std::size_t size() const { return records_.size(); }
-
- private:
-  struct Record {
-    std::int64_t key;     // address of the key's bytes
-    std::int64_t person;
-    std::uint64_t length;
-  };
-  void rehash(std::size_t new_size);
-
-  MemoryBudget& budget_;
-  ChunkedArray<Record> records_;
-  ByteArena keys_;
-  rfm::PagedArray<std::uint64_t> slots_;  // 0 = empty, else (hash tag << 32) | (record index + 1)
-  std::size_t slot_mask_ = 0;
-};
-
 class ProfileEngine {
  public:
   // local_as_of: as_of as the shop's local wall clock stored as UTC (rows up to it count for the lifecycle).
@@ -181,6 +136,7 @@ class ProfileEngine {
   std::uint32_t find_or_insert_integer(std::int64_t key);
   std::uint32_t find_or_insert_bytes(const char* key, std::size_t length);
   std::uint32_t append(std::uint64_t hash, std::size_t slot, std::int64_t key, std::uint32_t key_length);
+  const char* copy_key(const char* key, std::size_t length);
   void rehash(std::size_t new_size);
 
   std::int64_t local_as_of_;
@@ -192,7 +148,8 @@ class ProfileEngine {
   // Slot: 0 = empty, else (hash tag << 32) | (person index + 1).
   rfm::PagedArray<std::uint64_t> slots_;
   std::size_t slot_mask_ = 0;
-  ByteArena keys_;  // key bytes
+  std::vector<std::vector<char>> arena_;  // key bytes
+  std::size_t arena_used_ = 0, arena_charged_ = 0;
   // Order days: (person, day) per positive row at or before as_of while reading, then by person.
   ChunkedArray<DayRow> day_rows_;
   rfm::PagedArray<std::uint32_t> day_offsets_;  // person p's days: days_[day_offsets_[p] .. day_offsets_[p + 1])

@@ -36,7 +36,6 @@ extern "C" {
 #include <climits>
 #include <cstring>
 #include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,10 +75,7 @@ constexpr std::size_t kRowBatch = 256;
 struct OrdersReceiver {
   DestReceiver base;
   cdp::profiles::ProfileEngine* engine;
-  const cdp::profiles::RecordIndex* records;  // identity_map mode: order key -> person (else NULL)
-  // kOrdersColumns names in the query's result. [kColPersonId]: the person id (customer_id_type mode),
-  // the order key as text (identity_map mode, looked up in `records`), or NULL without identity merge.
-  char* const* column_names;
+  char* const* column_names;  // kOrdersColumns names in the query's result; [kColPersonId] NULL without merge
   int position[kOrdersColumns];
   int columns_needed;
   KeyKind key_kind;
@@ -154,29 +150,17 @@ bool receive_order(TupleTableSlot* slot, DestReceiver* self) {
   const char* key_bytes = nullptr;
   std::size_t key_length = 0;
   struct varlena* key_copy = nullptr;
-  char digits[MAXINT8LEN + 1];
   if (at[kColPersonId] >= 0 && !slot->tts_isnull[at[kColPersonId]]) {
-    if (receiver->records == nullptr) {
-      int_key_row = true;
-      int_key = DatumGetInt64(slot->tts_values[at[kColPersonId]]);
-    } else {  // the order's identity record, if the merge knows it
-      struct varlena* raw = reinterpret_cast<struct varlena*>(DatumGetPointer(slot->tts_values[at[kColPersonId]]));
-      struct varlena* packed = pg_detoast_datum_packed(raw);
-      int_key_row = receiver->records->find(VARDATA_ANY(packed), VARSIZE_ANY_EXHDR(packed), int_key);
-      if (packed != raw) pfree(packed);
-    }
-  }
-  if (!int_key_row) {
+    int_key_row = true;
+    int_key = DatumGetInt64(slot->tts_values[at[kColPersonId]]);
+  } else {
     // Without a person the customer key groups the orders; a NULL one cannot be a person_key.
     if (slot->tts_isnull[at[kColCustomer]]) null_person_key();
     const Datum key = slot->tts_values[at[kColCustomer]];
-    // With identity merge, person ids are the integer keys: customer keys are grouped by their text.
-    const bool as_text = at[kColPersonId] >= 0;
-    std::int64_t integer = 0;
     switch (receiver->key_kind) {
-      case KeyKind::kInt2: int_key_row = !as_text; integer = DatumGetInt16(key); break;
-      case KeyKind::kInt4: int_key_row = !as_text; integer = DatumGetInt32(key); break;
-      case KeyKind::kInt8: int_key_row = !as_text; integer = DatumGetInt64(key); break;
+      case KeyKind::kInt2: int_key_row = true; int_key = DatumGetInt16(key); break;
+      case KeyKind::kInt4: int_key_row = true; int_key = DatumGetInt32(key); break;
+      case KeyKind::kInt8: int_key_row = true; int_key = DatumGetInt64(key); break;
       case KeyKind::kText: {
         struct varlena* raw = reinterpret_cast<struct varlena*>(DatumGetPointer(key));
         struct varlena* packed = pg_detoast_datum_packed(raw);
@@ -184,14 +168,6 @@ bool receive_order(TupleTableSlot* slot, DestReceiver* self) {
         key_bytes = VARDATA_ANY(packed);
         key_length = VARSIZE_ANY_EXHDR(packed);
         break;
-      }
-    }
-    if (receiver->key_kind != KeyKind::kText) {
-      if (int_key_row) {
-        int_key = integer;
-      } else {  // its text, as int8out writes it
-        key_length = static_cast<std::size_t>(pg_lltoa(integer, digits));
-        key_bytes = digits;
       }
     }
   }
@@ -253,8 +229,8 @@ void orders_startup(DestReceiver* self, int, TupleDesc result) {
     case TEXTOID: case VARCHAROID: receiver->key_kind = KeyKind::kText; break;
     default: elog(ERROR, "cdp.profile_write_snapshot: the customer key must be an integer or text");
   }
-  if (receiver->position[kColPersonId] >= 0 && types[kColPersonId] != (receiver->records ? TEXTOID : INT8OID))
-    elog(ERROR, "cdp.profile_write_snapshot: the person column must be a bigint person id or a text order key");
+  if (receiver->position[kColPersonId] >= 0 && (types[kColPersonId] != INT8OID || receiver->key_kind != KeyKind::kText))
+    elog(ERROR, "cdp.profile_write_snapshot: with a person id the customer key must be text");
   if (types[kColOrderedAt] != TIMESTAMPTZOID)
     elog(ERROR, "cdp.profile_write_snapshot: ordered_at must be timestamptz");
   switch (types[kColAmount]) {
@@ -267,39 +243,6 @@ void orders_startup(DestReceiver* self, int, TupleDesc result) {
 }
 void receiver_shutdown(DestReceiver*) {}
 void receiver_destroy(DestReceiver*) {}
-
-// The identity records of the orders' source: (source_key text, person_id bigint) rows.
-struct RecordsReceiver {
-  DestReceiver base;
-  cdp::profiles::RecordIndex* records;
-  cdp::pg::CapturedError error;
-};
-
-bool keep_record(RecordsReceiver* receiver, const char* key, std::size_t length, std::int64_t person) noexcept {
-  try {
-    receiver->records->insert(key, length, person);
-    return true;
-  } catch (...) {
-    receiver->error.capture_current("cdp.refresh_profiles");
-    return false;
-  }
-}
-
-bool receive_record(TupleTableSlot* slot, DestReceiver* self) {
-  RecordsReceiver* receiver = reinterpret_cast<RecordsReceiver*>(self);
-  slot_getsomeattrs(slot, 2);
-  if (slot->tts_isnull[0] || slot->tts_isnull[1]) return true;
-  struct varlena* raw = reinterpret_cast<struct varlena*>(DatumGetPointer(slot->tts_values[0]));
-  struct varlena* packed = pg_detoast_datum_packed(raw);
-  const bool ok = keep_record(receiver, VARDATA_ANY(packed), VARSIZE_ANY_EXHDR(packed),
-                              DatumGetInt64(slot->tts_values[1]));
-  if (packed != raw) pfree(packed);
-  return ok;
-}
-void records_startup(DestReceiver*, int, TupleDesc result) {
-  if (result->natts != 2 || TupleDescAttr(result, 0)->atttypid != TEXTOID || TupleDescAttr(result, 1)->atttypid != INT8OID)
-    elog(ERROR, "cdp.profile_write_snapshot: the records query must return (text, bigint)");
-}
 
 void run_query(const char* query, DestReceiver* receiver, const char* what) {
   SPIExecuteOptions options;
@@ -579,7 +522,7 @@ Datum numeric_datum(const cdp::Decimal& value) {
 
 Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
   return cdp::pg::guarded([&]() -> Datum {
-    for (int argument = 0; argument < 10; ++argument)
+    for (int argument = 0; argument < 9; ++argument)
       if (argument != 5 && PG_ARGISNULL(argument))  // the function is STRICT but for the zone; belt and braces
         cdp::pg::fail(cdp::sqlstate::kNullValueNotAllowed, "cdp.profile_write_snapshot: arguments must not be NULL");
     const int bins = PG_GETARG_INT32(7);
@@ -595,7 +538,6 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
       char* columns[kOrdersColumns];
       char* policy;
       char* zone;
-      char* records_query;  // "" unless the orders find their person by order key (identity_map mode)
       MemoryContext work;
       TupleDesc result_desc;
       Tuplestorestate* totals;
@@ -619,7 +561,6 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
       s.zone = PG_ARGISNULL(5) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(5));
       s.policy = text_to_cstring(PG_GETARG_TEXT_PP(6));
       s.cells = PG_GETARG_ARRAYTYPE_P(8);
-      s.records_query = text_to_cstring(PG_GETARG_TEXT_PP(9));
       MemoryContext per_query = rsinfo->econtext->ecxt_per_query_memory;
       MemoryContext old = MemoryContextSwitchTo(per_query);
       TupleDesc desc;
@@ -642,26 +583,7 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
     const Clock::time_point started = Clock::now();
     auto seconds_since = [](Clock::time_point from) { return std::chrono::duration<double>(Clock::now() - from).count(); };
 
-    // 1. The orders, grouped by person in one pass (with identity merge by order key: after reading
-    //    the person of every identity record of the orders' source).
-    std::optional<cdp::profiles::RecordIndex> records;
-    if (setup.records_query[0] != '\0') {
-      records.emplace(budget);
-      RecordsReceiver reader;
-      std::memset(static_cast<void*>(&reader), 0, sizeof reader);
-      reader.base.receiveSlot = receive_record;
-      reader.base.rStartup = records_startup;
-      reader.base.rShutdown = receiver_shutdown;
-      reader.base.rDestroy = receiver_destroy;
-      reader.base.mydest = DestNone;
-      reader.records = &*records;
-      pg_call([&] { run_query(setup.records_query, &reader.base, "identity records"); });
-      if (reader.error.failed) {
-        if (std::strcmp(reader.error.sqlstate, cdp::sqlstate::kProgramLimitExceeded) == 0)
-          out_of_memory(reader.error, budget.limit(), 0, 0);
-        reader.error.rethrow();
-      }
-    }
+    // 1. The orders, grouped by person in one pass.
     cdp::profiles::ProfileEngine engine(local_as_of, budget);
     OrdersReceiver receiver;
     std::memset(static_cast<void*>(&receiver), 0, sizeof receiver);
@@ -671,7 +593,6 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
     receiver.base.rDestroy = receiver_destroy;
     receiver.base.mydest = DestNone;
     receiver.engine = &engine;
-    receiver.records = records ? &*records : nullptr;
     receiver.column_names = setup.columns;
     pg_call([&] { run_query(setup.query, &receiver.base, "orders"); });
     if (!receiver.error.failed && receiver.pending > 0) flush_rows(&receiver);

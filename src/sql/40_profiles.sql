@@ -249,24 +249,21 @@ COMMENT ON FUNCTION cdp.configure_orders(regclass, text, text, text, text, text,
 -- The grouping, scoring and writing of cdp.refresh_profiles (src/pg/profiles.cpp): runs orders_query
 -- once (order rows at or before as_of: the person id column in identity modes, the customer key, the
 -- order time as the shop's local wall clock stored as UTC, the amount; `columns` names them in its
--- result, the person id NULL without identity merge; with person_source the first column is the
--- order key as text instead, looked up among the identity records records_query returns as
--- (source_key, person_id); records_query is '' otherwise), groups the rows by person in C++ with the
+-- result, the person id NULL without identity merge), groups the rows by person in C++ with the
 -- rules of cdp.rfm_agg and cdp.lifecycle, counts identifiers and sources of merged persons, scores r,
 -- f and m over all persons with the rule of cdp.rfm_score, names the segments (cell_segments: the
 -- bins^3 cell names, NULL where a cell has none), appends the rows to cdp.profile_snapshots and
 -- returns the totals per segment, per stage and ('all') of the snapshot.
 CREATE FUNCTION cdp.profile_write_snapshot(orders_query text, person_match text, columns text[],
                                            as_of timestamptz, local_as_of timestamptz, shop_time_zone text,
-                                           lifecycle_policy text, bins integer, cell_segments text[],
-                                           records_query text)
+                                           lifecycle_policy text, bins integer, cell_segments text[])
 RETURNS TABLE (dimension text, group_name text, customers bigint, revenue numeric, orders bigint,
                recency_days_sum bigint, recency_days_n bigint, unattributed bigint)
 AS 'MODULE_PATHNAME', 'cdp_profile_write_snapshot'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION cdp.profile_write_snapshot(text, text, text[], timestamptz, timestamptz, text, text, integer, text[], text) IS
+COMMENT ON FUNCTION cdp.profile_write_snapshot(text, text, text[], timestamptz, timestamptz, text, text, integer, text[]) IS
   'pg_cdp profiles (internal, used by cdp.refresh_profiles): reads the orders once, groups them by person in C++, scores and names segments, appends the snapshot rows and returns the totals';
-REVOKE EXECUTE ON FUNCTION cdp.profile_write_snapshot(text, text, text[], timestamptz, timestamptz, text, text, integer, text[], text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION cdp.profile_write_snapshot(text, text, text[], timestamptz, timestamptz, text, text, integer, text[]) FROM PUBLIC;
 
 -- Day boundaries: days are counted in the shop's zone, so the grouping is fed shop-local wall-clock
 -- times read as UTC (the procedure runs with TimeZone = UTC); timestamps written are real instants.
@@ -292,7 +289,6 @@ DECLARE
   n_unmatched bigint;
   n_orders    bigint;
   columns     text[];
-  records     text;   -- identity_map mode: the identity records of the orders' source
   sql         text;
 BEGIN
   IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
@@ -350,11 +346,10 @@ BEGIN
   -- modes), else the customer key, grouped as an integer (integer columns) or as its text (every
   -- other type; the text is what person_key shows). Without identity merge, a stored table the caller
   -- may read whole is read with SELECT *: the scan's tuples reach the grouping without a projection.
-  key_expr := CASE WHEN t_customer IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype,
-                                       'text'::regtype, 'character varying'::regtype)
-                   THEN customer ELSE '(' || customer || ')::text' END;
-  records := '';
   IF cfg.person_match = 'customer' THEN
+    key_expr := CASE WHEN t_customer IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype,
+                                         'text'::regtype, 'character varying'::regtype)
+                     THEN customer ELSE '(' || customer || ')::text' END;
     IF key_expr = customer AND shifted = ordered_at AND t_ordered = 'timestamp with time zone'::regtype
        AND (SELECT c.relkind IN ('r', 'm', 'p') FROM pg_catalog.pg_class c WHERE c.oid = rel)
        AND pg_catalog.has_table_privilege(rel, 'SELECT') THEN
@@ -366,26 +361,21 @@ BEGIN
         key_expr, shifted, cfg.amount_column, rel, ordered_at, as_of);
       columns := ARRAY[NULL, 'customer', 'ordered_at', 'amount'];
     END IF;
-  ELSIF cfg.person_match = 'identity_map' THEN
-    -- The order's person is the person of its identity record (person_source, order key as text):
-    -- the records are read first, and each order row looks its key up among them.
-    records := pg_catalog.format(
-      'SELECT im.source_key, im.person_id FROM cdp.identity_map im WHERE im.source = %L', cfg.person_source);
-    sql := pg_catalog.format(
-      'SELECT (o.%I)::text AS order_key, %s AS customer, %s AS ordered_at, o.%I AS amount '
-      'FROM %s o WHERE %s <= %L::timestamptz',
-      cfg.order_key_column, key_expr, shifted, cfg.amount_column, rel, ordered_at, as_of);
-    columns := ARRAY['order_key', 'customer', 'ordered_at', 'amount'];
   ELSE
     sql := pg_catalog.format(
       'SELECT p.person_id, CASE WHEN p.person_id IS NULL THEN (%s)::text END AS customer, %s AS ordered_at, '
       'o.%I AS amount FROM %s WHERE %s <= %L::timestamptz',
       customer, shifted, cfg.amount_column,
-      pg_catalog.format(
-        '%1$s o LEFT JOIN (SELECT d.k, cdp.person_id(%5$L, d.k::text) AS pid '
-        '                    FROM (SELECT DISTINCT o.%2$I AS k FROM %1$s o WHERE %3$s <= %6$L::timestamptz) d) pm ON pm.k = %4$s '
-        'CROSS JOIN LATERAL (SELECT pm.pid AS person_id) p',
-        rel, cfg.customer_column, ordered_at, customer, cfg.customer_id_type, as_of),
+      CASE cfg.person_match
+        WHEN 'identity_map' THEN pg_catalog.format(
+          '%s o LEFT JOIN cdp.identity_map im ON im.source = %L AND im.source_key = o.%I::text '
+          'CROSS JOIN LATERAL (SELECT im.person_id) p',
+          rel, cfg.person_source, cfg.order_key_column)
+        ELSE pg_catalog.format(
+          '%1$s o LEFT JOIN (SELECT d.k, cdp.person_id(%5$L, d.k::text) AS pid '
+          '                    FROM (SELECT DISTINCT o.%2$I AS k FROM %1$s o WHERE %3$s <= %6$L::timestamptz) d) pm ON pm.k = %4$s '
+          'CROSS JOIN LATERAL (SELECT pm.pid AS person_id) p',
+          rel, cfg.customer_column, ordered_at, customer, cfg.customer_id_type, as_of) END,
       ordered_at, as_of);
     columns := ARRAY['person_id', 'customer', 'ordered_at', 'amount'];
   END IF;
@@ -417,8 +407,7 @@ BEGIN
   -- table is never re-read). Values enter the query as quoted literals.
   WITH written AS (
     SELECT * FROM cdp.profile_write_snapshot(sql, cfg.person_match, columns, as_of, local_as_of,
-                                              cfg.shop_time_zone, cfg.lifecycle_policy, cfg.bins, cell_segments,
-                                              records)),
+                                              cfg.shop_time_zone, cfg.lifecycle_policy, cfg.bins, cell_segments)),
   stored AS (
     INSERT INTO cdp.profile_group_totals
     SELECT refresh_profiles.as_of, w.dimension, w.group_name, w.customers, w.revenue, w.orders,
