@@ -3,15 +3,10 @@
 // the caller's transaction. Every call into PostgreSQL goes through pg_call; C++ state is plain data.
 #include "pg/boundary.h"
 
-// Table access for the bulk path (HeapAppender); not in pg/pg.h because only identity merge needs it.
+#include "pg/bulk_append.h"
+
 extern "C" {
-#include "access/heapam.h"
-#include "access/table.h"
-#include "access/tableam.h"
-#include "access/xact.h"
-#include "executor/executor.h"
-#include "executor/tuptable.h"
-#include "nodes/makefuncs.h"
+#include "access/xact.h"     // GetCurrentTransactionStartTimestamp
 #include "utils/snapmgr.h"  // GetActiveSnapshot: rules cached per statement
 }
 
@@ -299,124 +294,43 @@ class ArrayBatch {
   MemoryContext context_;
 };
 
-// Appends rows straight into a table through its table access method and inserts its index entries,
-// as COPY does: no SQL and no per-row executor. Used only for pg_cdp's own tables, only when they have
-// no triggers and no row security, and only where plain inserts are right (the caller's INSERT
-// privilege is checked as for INSERT). Readers are never blocked: it takes RowExclusiveLock like INSERT.
-class HeapAppender {
+// Rows appended straight into one of pg_cdp's own tables through BulkAppender (multi-insert, as COPY),
+// set cell by cell. Used only where plain inserts are right (nothing can conflict); usable() is false
+// when the table does not allow the bulk path (privileges, triggers, row security) and the caller must
+// use SQL. defer_indexes: the table is empty, build its indexes once at the end (see bulk_append.h).
+class RowWriter {
  public:
-  // table: a table of schema cdp with exactly `columns` live columns.
-  // rebuild_indexes: skip row-by-row index entries and REINDEX the table in finish() instead (only when
-  // the caller owns it); much faster for a first load, but readers of the table wait until commit.
-  HeapAppender(const char* table, int columns, bool rebuild_indexes = false) : table_(table) {
-    struct Opened {
-      Relation rel;
-      bool ok;
-    };
-    Opened opened = pg_call([&]() -> Opened {
-      Relation rel = table_openrv(makeRangeVar(pstrdup("cdp"), pstrdup(table), -1), RowExclusiveLock);
-      bool ok = rel->rd_att->natts == columns;
-      for (int c = 0; ok && c < rel->rd_att->natts; ++c) ok = !TupleDescAttr(rel->rd_att, c)->attisdropped;
-      ok = ok && pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) == ACLCHECK_OK &&
-           rel->trigdesc == nullptr && !rel->rd_rel->relrowsecurity;
-      return Opened{rel, ok};
-    });
-    rel_ = opened.rel;
-    usable_ = opened.ok;
-    if (usable_ && rebuild_indexes)
-      reindex_ = pg_call([&]() -> bool { return pg_class_ownercheck(RelationGetRelid(rel_), GetUserId()); });
-    if (!usable_) return;
-    pg_call([&] {
-      slot_ = table_slot_create(rel_, nullptr);
-      bistate_ = GetBulkInsertState();
-      context_ = AllocSetContextCreate(CurrentMemoryContext, "cdp bulk rows", ALLOCSET_DEFAULT_SIZES);
-      command_ = GetCurrentCommandId(true);
-      estate_ = CreateExecutorState();
-      result_ = makeNode(ResultRelInfo);
-      InitResultRelInfo(result_, rel_, 1, nullptr, 0);
-      if (!reindex_) ExecOpenIndices(result_, false);
-    });
+  RowWriter(const char* table, int columns, const Oid* types, bool defer_indexes = false)
+      : appender_("cdp", table, columns, types, defer_indexes) {}
+  bool usable() const { return appender_.usable(); }
+  void text(int column, std::string_view value) {
+    appender_.values()[column] = appender_.text(value.data(), value.size());
+    appender_.nulls()[column] = false;
   }
-  bool usable() const { return usable_; }
-  int columns() const { return rel_->rd_att->natts; }
-  // Column values for the next row; texts are copied at append().
-  void text(int column, std::string_view value) { cells_[column] = Cell{value, 0, false, true}; }
-  void int8(int column, int64_t value) { cells_[column] = Cell{{}, value, false, false}; }
-  void null(int column) { cells_[column] = Cell{{}, 0, true, false}; }
-  void append() {
-    const int n = columns();
-    pg_call([&] {
-      MemoryContext old = MemoryContextSwitchTo(context_);
-      ExecClearTuple(slot_);
-      for (int c = 0; c < n; ++c) {
-        const Cell& cell = cells_[c];
-        slot_->tts_isnull[c] = cell.is_null;
-        if (cell.is_null)
-          slot_->tts_values[c] = (Datum)0;
-        else if (cell.is_text)
-          slot_->tts_values[c] = PointerGetDatum(cstring_to_text_with_len(cell.text.data(), cell.text.size()));
-        else if (TupleDescAttr(rel_->rd_att, c)->atttypid == BOOLOID)
-          slot_->tts_values[c] = BoolGetDatum(cell.number != 0);
-        else
-          slot_->tts_values[c] = Int64GetDatum(cell.number);
-      }
-      ExecStoreVirtualTuple(slot_);
-      table_tuple_insert(rel_, slot_, command_, 0, bistate_);
-      if (result_->ri_NumIndices > 0) {
-        ExecInsertIndexTuples(result_, slot_, estate_, false, false, nullptr, NIL);
-        ResetPerTupleExprContext(estate_);
-      }
-      MemoryContextSwitchTo(old);
-      if (++pending_ >= 1000) {
-        MemoryContextReset(context_);
-        pending_ = 0;
-      }
-    });
-    if (pending_ == 0) check_for_interrupts();
-    ++rows_;
+  void int8(int column, int64_t value) {  // int8, timestamptz (microseconds)
+    appender_.values()[column] = Int64GetDatum(value);
+    appender_.nulls()[column] = false;
   }
-  void finish() {
-    if (!usable_) {
-      pg_call([&] { table_close(rel_, NoLock); });
-      return;
-    }
-    pg_call([&] {
-      ExecCloseIndices(result_);
-      FreeExecutorState(estate_);
-      ExecDropSingleTupleTableSlot(slot_);
-      FreeBulkInsertState(bistate_);
-      table_finish_bulk_insert(rel_, 0);
-      MemoryContextDelete(context_);
-      table_close(rel_, NoLock);
-      CommandCounterIncrement();
-    });
-    if (reindex_) {
-      const std::string sql = std::string("REINDEX TABLE cdp.") + table_;
-      spi_run(sql.c_str());
-    }
+  void boolean(int column, bool value) {
+    appender_.values()[column] = BoolGetDatum(value);
+    appender_.nulls()[column] = false;
   }
-  int64_t rows() const { return rows_; }
+  void null(int column) {
+    appender_.values()[column] = (Datum)0;
+    appender_.nulls()[column] = true;
+  }
+  void append() { appender_.append(); }
+  void finish() { appender_.finish(); }
+  bool indexes_deferred() const { return appender_.indexes_deferred(); }
+  int64_t rows() const { return appender_.rows(); }
 
  private:
-  struct Cell {
-    std::string_view text;
-    int64_t number;
-    bool is_null, is_text;
-  };
-  Relation rel_ = nullptr;
-  bool usable_ = false;
-  TupleTableSlot* slot_ = nullptr;
-  BulkInsertState bistate_ = nullptr;
-  MemoryContext context_ = nullptr;
-  CommandId command_ = 0;
-  EState* estate_ = nullptr;
-  ResultRelInfo* result_ = nullptr;
-  const char* table_;
-  bool reindex_ = false;
-  Cell cells_[16];
-  int pending_ = 0;
-  int64_t rows_ = 0;
+  BulkAppender appender_;
 };
+const Oid kLinkTypes[] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+const Oid kMapTypes[] = {TEXTOID, TEXTOID, INT8OID};
+const Oid kIdentifierTypes[] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+const Oid kPersonTypes[] = {INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID};
 
 // ---------------------------------------------------------------------------------------------
 // Configuration.
@@ -747,7 +661,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     spi_run("SELECT (NOT EXISTS (SELECT FROM cdp.identity_links))::int4::int8");
     links_empty = result_int64(0, 1) != 0;
   }
-  HeapAppender appender("identity_links", 7, links_empty);
+  RowWriter appender("identity_links", 7, kLinkTypes, links_empty);
   if (!tombstones && appender.usable()) {
     for (const IngestLink& link : links) {
       const int type = staged.identifier_type(link.identifier);
@@ -755,7 +669,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
       appender.text(1, staged.record_key(link.record));
       appender.text(2, staged.types()[type].name);
       appender.text(3, staged.identifier_value(link.identifier));
-      appender.int8(4, staged.identifier_reason(link.identifier) != identity::Reason::kInvalid);
+      appender.boolean(4, staged.identifier_reason(link.identifier) != identity::Reason::kInvalid);
       appender.int8(5, link.first_seen);
       appender.int8(6, link.last_seen);
       appender.append();
@@ -977,13 +891,14 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     std::vector<int32_t> changed;
     for (int32_t record = 0; record < graph.record_count(); ++record)
       if (rewrite_map || graph.record_person(record) != graph.previous_person(record)) changed.push_back(record);
-    std::sort(changed.begin(), changed.end(), [&](int32_t a, int32_t b) {
-      const std::string_view sa = graph.record_source(a), sb = graph.record_source(b);
-      return sa != sb ? sa < sb : graph.record_key(a) < graph.record_key(b);
-    });
     // Into an empty table nothing can conflict: append directly instead of INSERT ... ON CONFLICT.
-    HeapAppender appender("identity_map", 3, previous_map_rows == 0 && config.bulk_index_first_load);
+    RowWriter appender("identity_map", 3, kMapTypes, previous_map_rows == 0 && config.bulk_index_first_load);
     const bool bulk = previous_map_rows == 0 && appender.usable();
+    if (!(bulk && appender.indexes_deferred()))  // an index built at the end sorts by itself
+      std::sort(changed.begin(), changed.end(), [&](int32_t a, int32_t b) {
+        const std::string_view sa = graph.record_source(a), sb = graph.record_source(b);
+        return sa != sb ? sa < sb : graph.record_key(a) < graph.record_key(b);
+      });
     for (int32_t record : changed) {
       const int64_t person = graph.record_person(record);
       if (bulk) {
@@ -1034,8 +949,27 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
         "SELECT u.id, u.run, u.run, u.n FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::int8[])) AS u(id, n, run) "
         "ON CONFLICT (person_id) DO UPDATE SET records = EXCLUDED.records, last_changed_run = EXCLUDED.last_changed_run",
         "iii");
+    // Into an empty table (a first load) nothing can conflict and nothing is deleted: append directly.
+    bool persons_empty = false;
+    if (previous_map_rows == 0 && !previous.component_persons) {
+      spi_run("SELECT (NOT EXISTS (SELECT FROM cdp.persons))::int4::int8");
+      persons_empty = result_int64(0, 1) != 0;
+    }
+    RowWriter appender("persons", 5, kPersonTypes, persons_empty && config.bulk_index_first_load);
+    const bool bulk = persons_empty && appender.usable();
+    const int64_t created_at = bulk ? pg_call([]() -> int64_t { return GetCurrentTransactionStartTimestamp(); }) : 0;
     for (int64_t id : touched) {
       const int64_t n = records_of(id);
+      if (bulk) {
+        if (n < 0) continue;
+        appender.int8(0, id);
+        appender.int8(1, created_at);  // the column default, now()
+        appender.int8(2, run_id);
+        appender.int8(3, run_id);
+        appender.int8(4, n);
+        appender.append();
+        continue;
+      }
       if (n < 0) {
         erase.int8(0, id);
         erase.row_done();
@@ -1048,6 +982,7 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     }
     erase.flush();
     upsert.flush();
+    appender.finish();
   }
   phases.lap("write_persons");
   // person_identifiers: rows that changed, rows that are gone (many gone: rewrite the table).
@@ -1082,7 +1017,8 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
                               "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen"
                             : ""),
         "ttitiTT");
-    HeapAppender appender("person_identifiers", 8, previous_identifier_rows == 0 && config.bulk_index_first_load);
+    RowWriter appender("person_identifiers", 8, kIdentifierTypes,
+                       previous_identifier_rows == 0 && config.bulk_index_first_load);
     const bool bulk = previous_identifier_rows == 0 && appender.usable();
     // The fingerprint of each row as it would be written; only rows that differ from the stored one go out.
     auto fingerprint_of = [&](int32_t identifier) {
@@ -1098,11 +1034,12 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
       interrupts.tick();
       if (previous_row[i] != fingerprint_of(i)) order.push_back(i);
     }
-    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-      const std::string& ta = graph.types()[graph.identifier_type(a)].name;
-      const std::string& tb = graph.types()[graph.identifier_type(b)].name;
-      return ta != tb ? ta < tb : graph.identifier_value(a) < graph.identifier_value(b);
-    });
+    if (!(bulk && appender.indexes_deferred()))  // an index built at the end sorts by itself
+      std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+        const std::string& ta = graph.types()[graph.identifier_type(a)].name;
+        const std::string& tb = graph.types()[graph.identifier_type(b)].name;
+        return ta != tb ? ta < tb : graph.identifier_value(a) < graph.identifier_value(b);
+      });
     for (int32_t identifier : order) {
       interrupts.tick();
       const int64_t person = graph.identifier_person(identifier);
@@ -1348,7 +1285,8 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
         "SELECT l.source, l.source_key, l.id_type, l.id_value, l.valid, l.first_seen, l.last_seen "
         "FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(s, k) "
         // One index probe per record (OFFSET 0 keeps the planner from sorting the whole table for a merge join).
-        "CROSS JOIN LATERAL (SELECT * FROM cdp.identity_links x WHERE x.source_key = u.k AND x.source = u.s OFFSET 0) l",
+        "CROSS JOIN LATERAL (SELECT * FROM cdp.identity_links x WHERE pg_catalog.hashtext(x.source_key) = "
+        "pg_catalog.hashtext(u.k) AND x.source_key = u.k AND x.source = u.s OFFSET 0) l",
         {text_array_param(sources), text_array_param(keys)});
     const std::vector<bool> is_text{true, true, true, true, false, false, false};
     for (;;) {
