@@ -203,6 +203,128 @@ class Cursor {
   std::vector<Datum> datums_;
 };
 
+// Rows of a query handed one by one to a C++ callback straight from the executor (a DestReceiver):
+// no tuple tables and no per-row copies; text cells point into the executor's slot, valid during the
+// callback only. The receiver holds no C++ object: the callback runs in a noexcept trampoline that
+// records an exception and stops the scan, and the error is raised again once SPI has returned.
+// Cancellation is polled by the receiver (plain C), every 4096 rows. Callbacks must not call into
+// PostgreSQL (they run inside the executor): pure C++ work only.
+struct RowView {
+  static constexpr int kMaxColumns = 8;
+  TextCell cells[kMaxColumns];  // text columns
+  Datum datums[kMaxColumns];    // other columns (0 when NULL; see cells[c].is_null())
+  const TextCell& cell(int column) const { return cells[column]; }
+  Datum datum(int column) const { return datums[column]; }
+  bool is_null(int column) const { return cells[column].is_null(); }
+};
+
+struct RowReceiver {
+  DestReceiver base;
+  int columns;
+  bool text_column[RowView::kMaxColumns];
+  bool (*call)(void* context, const RowView& row, CapturedError* error);
+  void* context;
+  uint64 rows;
+  CapturedError error;
+};
+
+bool receive_row(TupleTableSlot* slot, DestReceiver* self) {
+  RowReceiver* receiver = reinterpret_cast<RowReceiver*>(self);
+  slot_getallattrs(slot);
+  RowView row;
+  struct varlena* copies[RowView::kMaxColumns];
+  int copied = 0;
+  for (int c = 0; c < receiver->columns; ++c) {
+    if (slot->tts_isnull[c]) {
+      row.cells[c] = TextCell{nullptr, -1};
+      row.datums[c] = (Datum)0;
+      continue;
+    }
+    row.datums[c] = slot->tts_values[c];
+    if (receiver->text_column[c]) {
+      struct varlena* raw = reinterpret_cast<struct varlena*>(DatumGetPointer(slot->tts_values[c]));
+      struct varlena* flat = pg_detoast_datum_packed(raw);
+      if (flat != raw) copies[copied++] = flat;  // compressed or out of line: freed after the callback
+      row.cells[c] = TextCell{VARDATA_ANY(flat), static_cast<int32_t>(VARSIZE_ANY_EXHDR(flat))};
+    } else {
+      row.cells[c] = TextCell{"", 0};
+    }
+  }
+  const bool ok = receiver->call(receiver->context, row, &receiver->error);
+  for (int i = 0; i < copied; ++i) pfree(copies[i]);
+  if (!ok) return false;
+  if ((++receiver->rows & 4095) == 0) CHECK_FOR_INTERRUPTS();
+  return true;
+}
+void receiver_startup(DestReceiver* self, int, TupleDesc result) {
+  RowReceiver* receiver = reinterpret_cast<RowReceiver*>(self);
+  if (result->natts != receiver->columns) elog(ERROR, "cdp: query returned %d columns, expected %d", result->natts, receiver->columns);
+}
+void receiver_nothing(DestReceiver*) {}
+
+template <typename OnRow>
+bool call_row(void* context, const RowView& row, CapturedError* error) noexcept {
+  try {
+    (*static_cast<OnRow*>(context))(row);
+    return true;
+  } catch (...) {
+    error->capture_current("cdp.merge_identities");
+    return false;
+  }
+}
+
+// Runs sql with params and calls on_row(const RowView&) for each row; text_columns: which columns are
+// text (the others are by-value Datums: int8, bool, timestamptz).
+template <typename OnRow>
+void for_each_row(const char* sql, const std::vector<SpiArg>& params, const std::vector<bool>& text_columns,
+                  OnRow&& on_row) {
+  using Callback = std::remove_reference_t<OnRow>;
+  RowReceiver receiver;
+  std::memset(static_cast<void*>(&receiver), 0, sizeof receiver);
+  receiver.base.receiveSlot = receive_row;
+  receiver.base.rStartup = receiver_startup;
+  receiver.base.rShutdown = receiver_nothing;
+  receiver.base.rDestroy = receiver_nothing;
+  receiver.base.mydest = DestNone;
+  receiver.columns = static_cast<int>(text_columns.size());
+  if (receiver.columns > RowView::kMaxColumns) fail(sqlstate::kInternalError, "too many columns");
+  for (int c = 0; c < receiver.columns; ++c) receiver.text_column[c] = text_columns[c];
+  receiver.call = &call_row<Callback>;
+  receiver.context = const_cast<void*>(static_cast<const void*>(&on_row));
+  const int n = static_cast<int>(params.size());
+  if (n > 16) fail(sqlstate::kInternalError, "too many SPI parameters");
+  Oid types[16];
+  for (int i = 0; i < n; ++i) types[i] = params[i].type;
+  try {
+    pg_call([&] {
+    SPIPlanPtr plan = SPI_prepare(sql, n, types);
+    if (!plan) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+    ParamListInfo list = n > 0 ? makeParamList(n) : nullptr;
+    for (int i = 0; i < n; ++i) {
+      list->params[i].value = params[i].value;
+      list->params[i].isnull = params[i].is_null;
+      list->params[i].pflags = PARAM_FLAG_CONST;
+      list->params[i].ptype = params[i].type;
+    }
+    SPIExecuteOptions options;
+    std::memset(&options, 0, sizeof options);
+    options.params = list;
+    options.read_only = false;
+    options.dest = &receiver.base;
+    const int rc = SPI_execute_plan_extended(plan, &options);
+    if (rc < 0) elog(ERROR, "SPI_execute_plan_extended failed: %s", SPI_result_code_string(rc));
+    SPI_freeplan(plan);
+    });
+  } catch (const PgError& e) {
+    // A cancel or timeout is the run's, not the query's: report it without SPI's "SQL statement"
+    // context, as when it is noticed between batches of a cursor.
+    if (e.data()->sqlerrcode == ERRCODE_QUERY_CANCELED) e.data()->context = nullptr;
+    throw;
+  }
+  if (receiver.error.failed) receiver.error.rethrow();
+  check_for_interrupts();
+}
+
 // Rows collected column-wise and sent as one array parameter per column:
 //   INSERT ... SELECT ... FROM unnest($1::text[], $2::int8[], ...)
 // Column kinds: 't' text, 'i' int8, 'T' timestamptz (int64 microseconds), 'b' bool (0/1).
@@ -524,80 +646,81 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   std::vector<IngestLink> links;
   std::set<std::string> unknown_types;
   identity::Normalised normalised;
-  std::unordered_map<std::string, identity::Normalised> phone_cache;
+  // Phones: libphonenumber takes ~20 us per number and one number repeats on many records, written in a
+  // few ways: each distinct raw value (per type) is normalised once and remembered as its identifier.
+  constexpr int32_t kSkipEmpty = -1, kSkipTooLong = -2;
+  identity::StringInterner phone_raw;  // type byte + raw value
+  std::vector<int32_t> phone_identifier;  // per phone_raw entry: identifier, or kSkipEmpty / kSkipTooLong
   std::string phone_key;
-  std::size_t phone_cache_bytes = 0;
-  constexpr std::size_t kPhoneCacheEntries = 1 << 20;
   std::string last_type_name;
   int last_type = -1;
-  Cursor cursor(sql.c_str(), params);
-  const std::vector<bool> is_text{true, true, true, true, false};
-  for (;;) {
-    const std::size_t rows = cursor.fetch(5, is_text);
-    if (rows == 0) break;
-    for (std::size_t r = 0; r < rows; ++r) {
-      interrupts.tick();
-      ++read;
-      const TextCell &source = cursor.cell(r, 0), &key = cursor.cell(r, 1), &type_name = cursor.cell(r, 2),
-                     &value = cursor.cell(r, 3), &observed = cursor.cell(r, 4);
-      if (source.is_null() || key.is_null() || type_name.is_null() || value.is_null() || observed.is_null()) {
-        ++skipped.null_field;
-        continue;
-      }
-      if (type_name.view() != last_type_name || last_type < 0) {
-        last_type_name.assign(type_name.view());
-        last_type = staged.type_index(last_type_name);
-        if (last_type < 0) {
-          unknown_types.insert(last_type_name);
-          continue;
-        }
-      }
-      const int type = last_type;
-      if (source.len == 0 || key.len == 0) {
-        ++skipped.empty;
-        continue;
-      }
-      if (static_cast<std::size_t>(source.len) > identity::kMaxValueBytes ||
-          static_cast<std::size_t>(key.len) > identity::kMaxValueBytes) {
-        ++skipped.too_long;
-        continue;
-      }
-      const identity::Normaliser kind = staged.types()[type].normaliser;
-      if (kind == identity::Normaliser::kPhone) {
-        // libphonenumber takes ~20 us per number and a phone repeats on many records: remember results.
-        phone_key.assign(value.view());
-        auto hit = phone_cache.find(phone_key);
-        if (hit != phone_cache.end()) {
-          normalised = hit->second;
-        } else {
-          normaliser.normalise(kind, value.view(), normalised);
-          if (phone_cache.size() < kPhoneCacheEntries) {
-            phone_cache.emplace(phone_key, normalised);
-            phone_cache_bytes += 2 * phone_key.size() + 96;
-          }
-        }
-      } else {
-        normaliser.normalise(kind, value.view(), normalised);
-      }
-      if (normalised.outcome == identity::Outcome::kEmpty) {
-        ++skipped.empty;
-        continue;
-      }
-      if (normalised.value.size() > identity::kMaxValueBytes) {
-        ++skipped.too_long;
-        continue;
-      }
-      const int64_t at = static_cast<int64_t>(cursor.datum(r, 4));
-      high_water_mark = has_hwm ? std::max(high_water_mark, at) : at;
-      has_hwm = true;
-      const int32_t record = staged.add_record(source.view(), key.view());
-      const int32_t identifier =
-          staged.add_identifier(type, normalised.value, normalised.outcome == identity::Outcome::kOk);
-      links.push_back(IngestLink{record, identifier, at, at});
+  int64_t rows_seen = 0;
+  for_each_row(sql.c_str(), params, {true, true, true, true, false}, [&](const RowView& row) {
+    ++read;
+    if ((++rows_seen & 16383) == 0)
+      memory.check(staged.memory_bytes() + links.capacity() * sizeof(IngestLink) + phone_raw.memory_bytes() +
+                   phone_identifier.capacity() * sizeof(int32_t));
+    const TextCell &source = row.cell(0), &key = row.cell(1), &type_name = row.cell(2), &value = row.cell(3);
+    if (source.is_null() || key.is_null() || type_name.is_null() || value.is_null() || row.is_null(4)) {
+      ++skipped.null_field;
+      return;
     }
-    check_for_interrupts();
-    memory.check(staged.memory_bytes() + links.capacity() * sizeof(IngestLink) + phone_cache_bytes);
-  }
+    if (type_name.view() != last_type_name || last_type < 0) {
+      last_type_name.assign(type_name.view());
+      last_type = staged.type_index(last_type_name);
+      if (last_type < 0) {
+        unknown_types.insert(last_type_name);
+        return;
+      }
+    }
+    const int type = last_type;
+    if (source.len == 0 || key.len == 0) {
+      ++skipped.empty;
+      return;
+    }
+    if (static_cast<std::size_t>(source.len) > identity::kMaxValueBytes ||
+        static_cast<std::size_t>(key.len) > identity::kMaxValueBytes) {
+      ++skipped.too_long;
+      return;
+    }
+    const identity::Normaliser kind = staged.types()[type].normaliser;
+    int32_t identifier;
+    if (kind == identity::Normaliser::kPhone) {
+      phone_key.assign(1, static_cast<char>(type));
+      phone_key.append(value.view());
+      const int32_t entry = phone_raw.intern(phone_key);
+      if (entry == static_cast<int32_t>(phone_identifier.size())) {  // first time: normalise
+        normaliser.normalise(kind, value.view(), normalised);
+        phone_identifier.push_back(
+            normalised.outcome == identity::Outcome::kEmpty ? kSkipEmpty
+            : normalised.value.size() > identity::kMaxValueBytes
+                ? kSkipTooLong
+                : staged.add_identifier(type, normalised.value, normalised.outcome == identity::Outcome::kOk));
+      }
+      identifier = phone_identifier[entry];
+    } else {
+      normaliser.normalise(kind, value.view(), normalised);
+      identifier = normalised.outcome == identity::Outcome::kEmpty ? kSkipEmpty
+                   : normalised.value.size() > identity::kMaxValueBytes
+                       ? kSkipTooLong
+                       : staged.add_identifier(type, normalised.value, normalised.outcome == identity::Outcome::kOk);
+    }
+    if (identifier == kSkipEmpty) {
+      ++skipped.empty;
+      return;
+    }
+    if (identifier == kSkipTooLong) {
+      ++skipped.too_long;
+      return;
+    }
+    const int64_t at = static_cast<int64_t>(row.datum(4));
+    high_water_mark = has_hwm ? std::max(high_water_mark, at) : at;
+    has_hwm = true;
+    const int32_t record = staged.add_record(source.view(), key.view());
+    links.push_back(IngestLink{record, identifier, at, at});
+  });
+  memory.check(staged.memory_bytes() + links.capacity() * sizeof(IngestLink) + phone_raw.memory_bytes() +
+               phone_identifier.capacity() * sizeof(int32_t));
   if (!unknown_types.empty()) {
     std::string list;
     for (const std::string& t : unknown_types) list += (list.empty() ? "\"" : ", \"") + t + "\"";
@@ -735,92 +858,65 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
   int64_t unknown_links = 0;
   const bool reused = graph.record_count() > 0;
   if (!reused) {
-    Cursor cursor(
-        "SELECT source, source_key, id_type, id_value, valid, first_seen, last_seen FROM cdp.identity_links", {});
-    const std::vector<bool> is_text{true, true, true, true, false, false, false};
     std::string last_type_name;
     int last_type = -1;
-    for (;;) {
-      const std::size_t rows = cursor.fetch(7, is_text);
-      if (rows == 0) break;
-      for (std::size_t r = 0; r < rows; ++r) {
-        interrupts.tick();
-        const TextCell& type_name = cursor.cell(r, 2);
-        if (type_name.view() != last_type_name || last_type < 0) {
-          last_type_name.assign(type_name.view());
-          last_type = graph.type_index(last_type_name);
-        }
-        if (last_type < 0) {  // its type was removed from cdp.identifier_types since it was stored
-          ++unknown_links;
-          continue;
-        }
-        const int32_t record = graph.add_record(cursor.cell(r, 0).view(), cursor.cell(r, 1).view());
-        const int32_t identifier =
-            graph.add_identifier(last_type, cursor.cell(r, 3).view(), DatumGetBool(cursor.datum(r, 4)));
-        graph.add_link(record, identifier, static_cast<int64_t>(cursor.datum(r, 5)),
-                       static_cast<int64_t>(cursor.datum(r, 6)));
-      }
-      check_for_interrupts();
-      memory.check(graph.memory_bytes());
-    }
+    int64_t rows_seen = 0;
+    for_each_row(
+        "SELECT source, source_key, id_type, id_value, valid, first_seen, last_seen FROM cdp.identity_links", {},
+        {true, true, true, true, false, false, false}, [&](const RowView& row) {
+          if ((++rows_seen & 16383) == 0) memory.check(graph.memory_bytes());
+          const TextCell& type_name = row.cell(2);
+          if (type_name.view() != last_type_name || last_type < 0) {
+            last_type_name.assign(type_name.view());
+            last_type = graph.type_index(last_type_name);
+          }
+          if (last_type < 0) {  // its type was removed from cdp.identifier_types since it was stored
+            ++unknown_links;
+            return;
+          }
+          const int32_t record = graph.add_record(row.cell(0).view(), row.cell(1).view());
+          const int32_t identifier = graph.add_identifier(last_type, row.cell(3).view(), DatumGetBool(row.datum(4)));
+          graph.add_link(record, identifier, static_cast<int64_t>(row.datum(5)), static_cast<int64_t>(row.datum(6)));
+        });
+    memory.check(graph.memory_bytes());
   }
   // The previous map: ids to keep, and records that no longer exist.
   Previous previous;
   int64_t& previous_map_rows = previous.map_rows;  // empty tables take plain INSERTs
   int64_t& previous_identifier_rows = previous.identifier_rows;
   std::vector<Removed>& removed = previous.removed;
-  {
-    Cursor cursor("SELECT source, source_key, person_id FROM cdp.identity_map", {});
-    const std::vector<bool> is_text{true, true, false};
-    for (;;) {
-      const std::size_t rows = cursor.fetch(3, is_text);
-      if (rows == 0) break;
-      for (std::size_t r = 0; r < rows; ++r) {
-        interrupts.tick();
-        const int64_t person = DatumGetInt64(cursor.datum(r, 2));
-        ++previous_map_rows;
-        const int32_t record = graph.find_record(cursor.cell(r, 0).view(), cursor.cell(r, 1).view());
-        if (record >= 0)
-          graph.set_previous_person(record, person);
-        else
-          removed.push_back(Removed{std::string(cursor.cell(r, 0).view()), std::string(cursor.cell(r, 1).view()), person});
-      }
-      check_for_interrupts();
-      memory.check(graph.memory_bytes());
-    }
-  }
+  for_each_row("SELECT source, source_key, person_id FROM cdp.identity_map", {}, {true, true, false},
+               [&](const RowView& row) {
+                 const int64_t person = DatumGetInt64(row.datum(2));
+                 ++previous_map_rows;
+                 const int32_t record = graph.find_record(row.cell(0).view(), row.cell(1).view());
+                 if (record >= 0)
+                   graph.set_previous_person(record, person);
+                 else
+                   removed.push_back(Removed{std::string(row.cell(0).view()), std::string(row.cell(1).view()), person});
+               });
+  memory.check(graph.memory_bytes() + removed.capacity() * sizeof(Removed));
   // The previous person_identifiers rows, as a fingerprint per identifier, so only changed rows are written.
   std::vector<uint64_t>& previous_row = previous.row;
   previous_row.assign(graph.identifier_count(), 0);
   std::vector<Gone>& gone_identifiers = previous.gone;
-  {
-    Cursor cursor(
-        "SELECT id_type, id_value, coalesce(person_id, 0), coalesce(reason, ''), records, first_seen, last_seen "
-        "FROM cdp.person_identifiers",
-        {});
-    const std::vector<bool> is_text{true, true, false, true, false, false, false};
-    for (;;) {
-      const std::size_t rows = cursor.fetch(7, is_text);
-      if (rows == 0) break;
-      for (std::size_t r = 0; r < rows; ++r) {
-        interrupts.tick();
+  for_each_row(
+      "SELECT id_type, id_value, coalesce(person_id, 0), coalesce(reason, ''), records, first_seen, last_seen "
+      "FROM cdp.person_identifiers",
+      {}, {true, true, false, true, false, false, false}, [&](const RowView& row) {
         ++previous_identifier_rows;
-        const int type = graph.type_index(cursor.cell(r, 0).view());
-        const int32_t identifier = type < 0 ? -1 : graph.find_identifier(type, cursor.cell(r, 1).view());
+        const int type = graph.type_index(row.cell(0).view());
+        const int32_t identifier = type < 0 ? -1 : graph.find_identifier(type, row.cell(1).view());
         if (identifier < 0) {
-          gone_identifiers.push_back(Gone{std::string(cursor.cell(r, 0).view()), std::string(cursor.cell(r, 1).view())});
-          continue;
+          gone_identifiers.push_back(Gone{std::string(row.cell(0).view()), std::string(row.cell(1).view())});
+          return;
         }
-        std::string fingerprint = std::to_string(DatumGetInt64(cursor.datum(r, 2))) + '/' +
-                                  std::string(cursor.cell(r, 3).view()) + '/' +
-                                  std::to_string(DatumGetInt64(cursor.datum(r, 4))) + '/' +
-                                  std::to_string(static_cast<int64_t>(cursor.datum(r, 5))) + '/' +
-                                  std::to_string(static_cast<int64_t>(cursor.datum(r, 6)));
+        std::string fingerprint = std::to_string(DatumGetInt64(row.datum(2))) + '/' + std::string(row.cell(3).view()) +
+                                  '/' + std::to_string(DatumGetInt64(row.datum(4))) + '/' +
+                                  std::to_string(static_cast<int64_t>(row.datum(5))) + '/' +
+                                  std::to_string(static_cast<int64_t>(row.datum(6)));
         previous_row[identifier] = identity::hash_bytes(fingerprint) | 1;
-      }
-      check_for_interrupts();
-    }
-  }
+      });
   memory.check(graph.memory_bytes() + previous_row.capacity() * 8);
   phases.lap("load");
 
