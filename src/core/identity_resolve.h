@@ -103,6 +103,10 @@ class IdentityGraph {
   int32_t identifier_count() const { return identifiers_.size(); }
   std::string_view record_source(int32_t record) const;
   std::string_view record_key(int32_t record) const;
+  // source '\0' source_key: byte order of these is (source, source_key) order.
+  std::string_view record_bytes(int32_t record) const { return records_.at(record); }
+  // one byte type index (types are sorted by name) + value: byte order is (type name, value) order.
+  std::string_view identifier_bytes(int32_t identifier) const { return identifiers_.at(identifier); }
   int64_t record_person(int32_t record) const { return person_of_root_[find_const(record)]; }
   int64_t previous_person(int32_t record) const { return previous_[record]; }
   int identifier_type(int32_t identifier) const { return static_cast<uint8_t>(identifiers_.at(identifier)[0]); }

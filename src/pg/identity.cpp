@@ -7,6 +7,7 @@
 
 extern "C" {
 #include "access/xact.h"     // GetCurrentTransactionStartTimestamp
+#include "common/hashfn.h"    // hash_any: the order of the link table's index
 #include "utils/snapmgr.h"  // GetActiveSnapshot: rules cached per statement
 }
 
@@ -735,9 +736,23 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
          std::to_string(phases.ms.back().second) + " ms");
 
   // One row per distinct link, first/last seen merged.
-  std::sort(links.begin(), links.end(), [](const IngestLink& a, const IngestLink& b) {
-    return a.record != b.record ? a.record < b.record : a.identifier < b.identifier;
+  // Stored in the order of the link table's index (hashtext(source_key), a signed int4), so that building
+  // it after a first load is a single pass and appends to a filled table touch its pages in order.
+  std::vector<int32_t> key_hash(staged.record_count());
+  pg_call([&] {
+    for (int32_t r = 0; r < staged.record_count(); ++r) {
+      const std::string_view key = staged.record_key(r);
+      key_hash[r] = DatumGetInt32(hash_any(reinterpret_cast<const unsigned char*>(key.data()), static_cast<int>(key.size())));
+    }
   });
+  std::sort(links.begin(), links.end(), [&](const IngestLink& a, const IngestLink& b) {
+    if (a.record != b.record) {
+      const int32_t ha = key_hash[a.record], hb = key_hash[b.record];
+      return ha != hb ? ha < hb : a.record < b.record;
+    }
+    return a.identifier < b.identifier;
+  });
+  std::vector<int32_t>().swap(key_hash);
   std::size_t distinct = 0;
   for (std::size_t i = 0; i < links.size(); ++i) {
     if (distinct > 0 && links[distinct - 1].record == links[i].record &&
@@ -990,11 +1005,9 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     // Into an empty table nothing can conflict: append directly instead of INSERT ... ON CONFLICT.
     RowWriter appender("identity_map", 3, kMapTypes, previous_map_rows == 0 && config.bulk_index_first_load);
     const bool bulk = previous_map_rows == 0 && appender.usable();
-    if (!(bulk && appender.indexes_deferred()))  // an index built at the end sorts by itself
-      std::sort(changed.begin(), changed.end(), [&](int32_t a, int32_t b) {
-        const std::string_view sa = graph.record_source(a), sb = graph.record_source(b);
-        return sa != sb ? sa < sb : graph.record_key(a) < graph.record_key(b);
-      });
+    // Key order also makes the primary key's build after a first load a single pass (presorted input).
+    std::sort(changed.begin(), changed.end(),
+              [&](int32_t a, int32_t b) { return graph.record_bytes(a) < graph.record_bytes(b); });
     for (int32_t record : changed) {
       const int64_t person = graph.record_person(record);
       if (bulk) {
@@ -1130,12 +1143,8 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
       interrupts.tick();
       if (previous_row[i] != fingerprint_of(i)) order.push_back(i);
     }
-    if (!(bulk && appender.indexes_deferred()))  // an index built at the end sorts by itself
-      std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-        const std::string& ta = graph.types()[graph.identifier_type(a)].name;
-        const std::string& tb = graph.types()[graph.identifier_type(b)].name;
-        return ta != tb ? ta < tb : graph.identifier_value(a) < graph.identifier_value(b);
-      });
+    std::sort(order.begin(), order.end(),
+              [&](int32_t a, int32_t b) { return graph.identifier_bytes(a) < graph.identifier_bytes(b); });
     for (int32_t identifier : order) {
       interrupts.tick();
       const int64_t person = graph.identifier_person(identifier);
