@@ -7,7 +7,6 @@
 
 extern "C" {
 #include "access/xact.h"     // GetCurrentTransactionStartTimestamp
-#include "common/hashfn.h"    // hash_any: the order of the link table's index
 #include "utils/snapmgr.h"  // GetActiveSnapshot: rules cached per statement
 }
 
@@ -735,36 +734,10 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
          std::to_string(skipped.null_field + skipped.empty + skipped.too_long) + " skipped) in " +
          std::to_string(phases.ms.back().second) + " ms");
 
-  // One row per distinct link, first/last seen merged.
-  // Stored in the order of the link table's index (hashtext(source_key), a signed int4), so that building
-  // it after a first load is a single pass and appends to a filled table touch its pages in order.
-  std::vector<int32_t> key_hash(staged.record_count());
-  pg_call([&] {
-    for (int32_t r = 0; r < staged.record_count(); ++r) {
-      const std::string_view key = staged.record_key(r);
-      key_hash[r] = DatumGetInt32(hash_any(reinterpret_cast<const unsigned char*>(key.data()), static_cast<int>(key.size())));
-    }
+  // Sorted so that a link read twice is adjacent (merged when written, below).
+  std::sort(links.begin(), links.end(), [](const IngestLink& a, const IngestLink& b) {
+    return a.record != b.record ? a.record < b.record : a.identifier < b.identifier;
   });
-  std::sort(links.begin(), links.end(), [&](const IngestLink& a, const IngestLink& b) {
-    if (a.record != b.record) {
-      const int32_t ha = key_hash[a.record], hb = key_hash[b.record];
-      return ha != hb ? ha < hb : a.record < b.record;
-    }
-    return a.identifier < b.identifier;
-  });
-  std::vector<int32_t>().swap(key_hash);
-  std::size_t distinct = 0;
-  for (std::size_t i = 0; i < links.size(); ++i) {
-    if (distinct > 0 && links[distinct - 1].record == links[i].record &&
-        links[distinct - 1].identifier == links[i].identifier) {
-      links[distinct - 1].first_seen = std::min(links[distinct - 1].first_seen, links[i].first_seen);
-      links[distinct - 1].last_seen = std::max(links[distinct - 1].last_seen, links[i].last_seen);
-    } else {
-      links[distinct++] = links[i];
-    }
-  }
-  links.resize(distinct);
-
   spi_run("SELECT EXISTS (SELECT FROM cdp.identity_tombstones)::int4::int8");
   const bool tombstones = result_int64(0, 1) != 0;
   if (full_rebuild) {
@@ -800,46 +773,57 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     links_empty = result_int64(0, 1) != 0;
   }
   RowWriter appender("identity_links", 7, kLinkTypes, links_empty);
-  if (!tombstones && appender.usable()) {
-    for (const IngestLink& link : links) {
-      const int type = staged.identifier_type(link.identifier);
+  ArrayBatch batch(store_sql, "ttttbTT");
+  // One pass over the sorted links: each distinct link (first/last seen merged) is stored, and added to
+  // the graph (a full rebuild resolves it without reading the table back) or to the new pairs (an
+  // incremental run re-resolves what they touch).
+  const bool direct = !tombstones && appender.usable();
+  const bool to_graph = full_rebuild && !tombstones;
+  if (!full_rebuild) new_pairs.reserve(links.size());
+  int64_t distinct = 0;
+  for (std::size_t i = 0; i < links.size();) {
+    IngestLink link = links[i];
+    for (++i; i < links.size() && links[i].record == link.record && links[i].identifier == link.identifier; ++i) {
+      link.first_seen = std::min(link.first_seen, links[i].first_seen);
+      link.last_seen = std::max(link.last_seen, links[i].last_seen);
+    }
+    ++distinct;
+    if ((distinct & 4095) == 0) interrupts.tick();
+    const int type = staged.identifier_type(link.identifier);
+    const bool valid = staged.identifier_reason(link.identifier) != identity::Reason::kInvalid;
+    if (direct) {
       appender.text(0, staged.record_source(link.record));
       appender.text(1, staged.record_key(link.record));
       appender.text(2, staged.types()[type].name);
       appender.text(3, staged.identifier_value(link.identifier));
-      appender.boolean(4, staged.identifier_reason(link.identifier) != identity::Reason::kInvalid);
+      appender.boolean(4, valid);
       appender.int8(5, link.first_seen);
       appender.int8(6, link.last_seen);
       appender.append();
+    } else {
+      batch.text(0, staged.record_source(link.record));
+      batch.text(1, staged.record_key(link.record));
+      batch.text(2, staged.types()[type].name);
+      batch.text(3, staged.identifier_value(link.identifier));
+      batch.int8(4, valid);
+      batch.int8(5, link.first_seen);
+      batch.int8(6, link.last_seen);
+      batch.row_done();
     }
+    if (to_graph)
+      staged.add_link(link.record, link.identifier, link.first_seen, link.last_seen);
+    else if (!full_rebuild)
+      new_pairs.emplace_back(link.record, link.identifier);
   }
+  std::vector<IngestLink>().swap(links);
   appender.finish();
-  ArrayBatch batch(store_sql, "ttttbTT");
-  for (const IngestLink& link : links) {
-    if (!tombstones && appender.usable()) break;
-    const int type = staged.identifier_type(link.identifier);
-    batch.text(0, staged.record_source(link.record));
-    batch.text(1, staged.record_key(link.record));
-    batch.text(2, staged.types()[type].name);
-    batch.text(3, staged.identifier_value(link.identifier));
-    batch.int8(4, staged.identifier_reason(link.identifier) != identity::Reason::kInvalid);
-    batch.int8(5, link.first_seen);
-    batch.int8(6, link.last_seen);
-    batch.row_done();
-  }
   batch.flush();
   new_links = tombstones ? batch.sum(1) : static_cast<int64_t>(batch.total()) + appender.rows();
   if (tombstones) skipped.forgotten = static_cast<int64_t>(batch.total()) - batch.sum(0);
-  if (full_rebuild && !tombstones) {
-    for (const IngestLink& link : links) staged.add_link(link.record, link.identifier, link.first_seen, link.last_seen);
-  } else if (!full_rebuild) {
-    // An incremental run may re-resolve only the part of the graph these links touch.
-    new_pairs.reserve(links.size());
-    for (const IngestLink& link : links) new_pairs.emplace_back(link.record, link.identifier);
-    staged_out = std::move(reuse);
-  } else {
+  if (!full_rebuild)
+    staged_out = std::move(reuse);  // an incremental run may re-resolve only the part these links touch
+  else if (!to_graph)
     reuse.reset();
-  }
   phases.lap("store");
   notice("merge_identities: stored " + std::to_string(new_links) + " distinct links in " + std::to_string(phases.ms.back().second) + " ms");
 }
