@@ -603,9 +603,9 @@ void validate_columns(Oid relation, const std::string& name) {
          {}, "Create a view that casts the columns.");
 }
 
-struct IngestLink {
+struct IngestLink {  // one observation row: 16 bytes (first/last seen are merged from `at` when stored)
   int32_t record, identifier;
-  int64_t first_seen, last_seen;
+  int64_t at;
 };
 
 // Reads the observations, normalises them and adds the new links to cdp.identity_links.
@@ -717,7 +717,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     high_water_mark = has_hwm ? std::max(high_water_mark, at) : at;
     has_hwm = true;
     const int32_t record = staged.add_record(source.view(), key.view());
-    links.push_back(IngestLink{record, identifier, at, at});
+    links.push_back(IngestLink{record, identifier, at});
   });
   memory.check(staged.memory_bytes() + links.capacity() * sizeof(IngestLink) + phone_raw.memory_bytes() +
                phone_identifier.capacity() * sizeof(int32_t));
@@ -780,12 +780,16 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   const bool direct = !tombstones && appender.usable();
   const bool to_graph = full_rebuild && !tombstones;
   if (!full_rebuild) new_pairs.reserve(links.size());
+  if (to_graph) staged.reserve_links(links.size());
   int64_t distinct = 0;
   for (std::size_t i = 0; i < links.size();) {
-    IngestLink link = links[i];
+    struct {
+      int32_t record, identifier;
+      int64_t first_seen, last_seen;
+    } link{links[i].record, links[i].identifier, links[i].at, links[i].at};
     for (++i; i < links.size() && links[i].record == link.record && links[i].identifier == link.identifier; ++i) {
-      link.first_seen = std::min(link.first_seen, links[i].first_seen);
-      link.last_seen = std::max(link.last_seen, links[i].last_seen);
+      link.first_seen = std::min(link.first_seen, links[i].at);
+      link.last_seen = std::max(link.last_seen, links[i].at);
     }
     ++distinct;
     if ((distinct & 4095) == 0) interrupts.tick();
