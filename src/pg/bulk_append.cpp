@@ -17,6 +17,7 @@ namespace cdp::pg {
 
 namespace {
 constexpr int kBatchRows = 1000;  // as COPY's MAX_BUFFERED_TUPLES
+constexpr int kIndexBuildKilobytes = 64 * 1024;  // sort memory of a deferred index build (maintenance_work_mem)
 }
 
 BulkAppender::BulkAppender(const char* schema, const char* table, int columns, const Oid* column_types,
@@ -107,8 +108,18 @@ void BulkAppender::finish() {
     table_close(rel_, NoLock);
     CommandCounterIncrement();
     if (defer_indexes_) {
-      ReindexParams params = {};
-      reindex_relation(relation, REINDEX_REL_PROCESS_TOAST | REINDEX_REL_CHECK_CONSTRAINTS, &params);
+      // The sort memory of the rebuild comes on top of what the caller holds (e.g. a whole identity
+      // graph), so it is capped: with rows appended in key order the sort spills cheaply.
+      const int saved = maintenance_work_mem;
+      PG_TRY();
+      {
+        maintenance_work_mem = saved < kIndexBuildKilobytes ? saved : kIndexBuildKilobytes;
+        ReindexParams params = {};
+        reindex_relation(relation, REINDEX_REL_PROCESS_TOAST | REINDEX_REL_CHECK_CONSTRAINTS, &params);
+      }
+      PG_FINALLY();
+      { maintenance_work_mem = saved; }
+      PG_END_TRY();
       CommandCounterIncrement();
     }
   });

@@ -12,6 +12,7 @@
 // inserting millions of entries one by one. Only when the caller owns the table (as REINDEX requires);
 // otherwise the indexes are maintained row by row as usual (indexes_deferred() says which). The rebuild
 // locks the indexes exclusively until commit, so readers of the table wait for the writer's transaction.
+// Its sort uses at most 64 MB (or maintenance_work_mem if lower) on top of the caller's memory.
 //
 // Every method calls PostgreSQL through pg_call, so C++ callers may hold objects across them.
 #pragma once
