@@ -67,7 +67,9 @@ cdp_reset() {
        UPDATE cdp.identity_settings SET default_phone_region = 'GB';" >/dev/null
 }
 
-# cdp_run <label> <schema> <full_rebuild>: one CALL in its own session; prints "<ms> <peak_rss_kB>".
+# cdp_run <label> <schema> <full_rebuild>: one CALL in its own session; prints "<ms> <peak_rss_kB>"; the log
+# also holds the backend's CPU time (cpu_ms: user + system of the session, almost all of it the CALL;
+# parallel index-build workers not included), which moves little when other jobs share the machine.
 # The backend's VmHWM (peak resident set, which also counts the shared buffers it touched) is read from
 # /proc while the session is still open, after the CALL.
 cdp_run() {
@@ -82,6 +84,7 @@ SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
 CALL cdp.merge_identities('$schema.observations', $full);
 SELECT 'ms=' || round((extract(epoch FROM clock_timestamp()) - :t0) * 1000);
 \! grep VmHWM /proc/\$CDP_PID/status | awk '{print "rss_peak_kb=" \$2}'
+\! awk -v hz=\$(getconf CLK_TCK) '{print "cpu_ms=" int((\$14 + \$15) * 1000 / hz)}' /proc/\$CDP_PID/stat
 SELECT 'run=' || row_to_json(r) FROM (SELECT run_id, observations_read, new_observations, links, records, identifiers,
        persons, merges, splits, cut_links, excluded, jitter, memory_bytes, phase_ms
   FROM cdp.merge_runs ORDER BY run_id DESC LIMIT 1) r;
@@ -90,6 +93,8 @@ SQL
   [ $rc = 0 ] || { cat "$log" >&2; return $rc; }
   echo "$(sed -n 's/^ms=//p' "$log") $(sed -n 's/^rss_peak_kb=//p' "$log")"
 }
+
+cpu_of() { secs "$(sed -n 's/^cpu_ms=//p' "$OUT/cdp_$1.log")"; }  # backend CPU seconds of a cdp_run
 
 # pgRouting's connected components over the links, written to a table like cdp writes its map.
 pgr_run() {
@@ -137,7 +142,7 @@ if [ $HAVE_CDP = 1 ]; then
   for i in $(seq "$REPEATS"); do
     cdp_reset
     read -r ms rss < <(cdp_run "cmp_fresh_$i" $S true)
-    echo "cdp.merge_identities full (fresh) run $i: $(secs "$ms") s, backend peak RSS $((rss / 1024)) MB"
+    echo "cdp.merge_identities full (fresh) run $i: $(secs "$ms") s ($(cpu_of "cmp_fresh_$i") s backend CPU), backend peak RSS $((rss / 1024)) MB"
     times+=("$ms")
   done
   FIG[cmp_cdp]=$(printf '%s\n' "${times[@]}" | median)
@@ -214,7 +219,7 @@ if [ "$FULL_RECORDS" != 0 ]; then
     cdp_reset
     read -r ms rss < <(cdp_run full_fresh $F true)
     FIG[full_cdp]=$ms; FIG[full_rss]=$rss
-    echo "cdp full (fresh) at full scale: $(secs "$ms") s, peak RSS $((rss / 1024)) MB"
+    echo "cdp full (fresh) at full scale: $(secs "$ms") s ($(cpu_of full_fresh) s backend CPU), peak RSS $((rss / 1024)) MB"
     sed -n 's/^run=//p' "$OUT/cdp_full_fresh.log"
     checks $F false full
     FIG[full_persons]=$(sql "SELECT count(DISTINCT person_id) FROM cdp.identity_map")
@@ -222,14 +227,14 @@ if [ "$FULL_RECORDS" != 0 ]; then
     sql "INSERT INTO $F.observations SELECT * FROM $F.observations_increment; ANALYZE $F.observations" >/dev/null
     read -r ms rss < <(cdp_run full_incremental $F false)
     FIG[full_inc]=$ms
-    echo "cdp incremental (+${FIG[full_inc_obs]} observations): $(secs "$ms") s"
+    echo "cdp incremental (+${FIG[full_inc_obs]} observations): $(secs "$ms") s ($(cpu_of full_incremental) s backend CPU)"
     sed -n 's/^run=//p' "$OUT/cdp_full_incremental.log"
     checks $F true full_incremental
     sql "DROP TABLE IF EXISTS $F.map_incremental;
          CREATE UNLOGGED TABLE $F.map_incremental AS SELECT source, source_key, person_id FROM cdp.identity_map" >/dev/null
     read -r ms rss < <(cdp_run full_rebuild $F true)
     FIG[full_rebuild]=$ms
-    echo "cdp full rebuild over existing results: $(secs "$ms") s"
+    echo "cdp full rebuild over existing results: $(secs "$ms") s ($(cpu_of full_rebuild) s backend CPU)"
     read -r pairs pi pf missing < <(sql "SET work_mem = '512MB';
       SELECT count(DISTINCT (i.person_id, f.person_id)), count(DISTINCT i.person_id), count(DISTINCT f.person_id),
              count(*) FILTER (WHERE i.person_id IS NULL OR f.person_id IS NULL)

@@ -58,6 +58,16 @@ Outcome normalise_phone(std::string_view raw, const std::string& region, std::st
   using i18n::phonenumbers::PhoneNumberUtil;
   trim_into(raw, out);
   if (out.empty()) return Outcome::kEmpty;
+  // Cheap pre-check: libphonenumber finds no number with fewer than two digits (its shortest viable
+  // number), so junk such as "n/a" or "-" skips the parse. Only ASCII is judged here (other scripts have
+  // digits of their own, e.g. full-width ones, which libphonenumber accepts).
+  std::size_t digits = 0;
+  bool ascii = true;
+  for (const char c : out) {
+    if (c >= '0' && c <= '9') ++digits;
+    else if (static_cast<unsigned char>(c) >= 0x80) ascii = false;
+  }
+  if (ascii && digits < 2) return Outcome::kInvalid;
   static const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
   PhoneNumber number;
   if (util->Parse(out, region, &number) != PhoneNumberUtil::NO_PARSING_ERROR || !util->IsValidNumber(number))

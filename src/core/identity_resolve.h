@@ -87,6 +87,10 @@ class IdentityGraph {
   int32_t add_identifier(int type, std::string_view value, bool valid);
   int32_t find_identifier(int type, std::string_view value) const;
   void add_link(int32_t record, int32_t identifier, int64_t first_seen, int64_t last_seen);
+  void reserve_links(std::size_t links) {  // room for this many links (no doubling past it)
+    link_record_.reserve(links);
+    link_identifier_.reserve(links);
+  }
   void set_previous_person(int32_t record, int64_t person_id) { previous_[record] = person_id; }
   // For a value of which only some records are loaded (an incremental run's subgraph): its true number of
   // records (which the hub cap tests and identifier_records reports) and its first/last seen over all of them.
@@ -103,6 +107,10 @@ class IdentityGraph {
   int32_t identifier_count() const { return identifiers_.size(); }
   std::string_view record_source(int32_t record) const;
   std::string_view record_key(int32_t record) const;
+  // source '\0' source_key: byte order of these is (source, source_key) order.
+  std::string_view record_bytes(int32_t record) const { return records_.at(record); }
+  // one byte type index (types are sorted by name) + value: byte order is (type name, value) order.
+  std::string_view identifier_bytes(int32_t identifier) const { return identifiers_.at(identifier); }
   int64_t record_person(int32_t record) const { return person_of_root_[find_const(record)]; }
   int64_t previous_person(int32_t record) const { return previous_[record]; }
   int identifier_type(int32_t identifier) const { return static_cast<uint8_t>(identifiers_.at(identifier)[0]); }

@@ -7,6 +7,7 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "nodes/makefuncs.h"
@@ -16,9 +17,11 @@ namespace cdp::pg {
 
 namespace {
 constexpr int kBatchRows = 1000;  // as COPY's MAX_BUFFERED_TUPLES
+constexpr int kIndexBuildKilobytes = 64 * 1024;  // sort memory of a deferred index build (maintenance_work_mem)
 }
 
-BulkAppender::BulkAppender(const char* schema, const char* table, int columns, const Oid* column_types)
+BulkAppender::BulkAppender(const char* schema, const char* table, int columns, const Oid* column_types,
+                           bool defer_indexes)
     : columns_(columns) {
   pg_call([&] {
     rel_ = table_openrv(makeRangeVar(pstrdup(schema), pstrdup(table), -1), RowExclusiveLock);
@@ -38,12 +41,22 @@ BulkAppender::BulkAppender(const char* schema, const char* table, int columns, c
     estate_ = CreateExecutorState();
     result_ = makeNode(ResultRelInfo);
     InitResultRelInfo(result_, rel_, 1, nullptr, 0);
-    ExecOpenIndices(result_, false);
+    defer_indexes_ = defer_indexes && rel_->rd_rel->relhasindex && pg_class_ownercheck(RelationGetRelid(rel_), GetUserId());
+    if (!defer_indexes_) ExecOpenIndices(result_, false);
   });
   if (usable_) pg_call([&] { ExecClearTuple(slots_[0]); });
 }
 
 BulkAppender::~BulkAppender() = default;  // resources are released by finish() or by the abort
+
+Datum BulkAppender::text(const char* data, std::size_t length) {
+  return pg_call([&]() -> Datum {
+    MemoryContext old = MemoryContextSwitchTo(rows_context_);
+    Datum d = PointerGetDatum(cstring_to_text_with_len(data, static_cast<int>(length)));
+    MemoryContextSwitchTo(old);
+    return d;
+  });
+}
 
 Datum* BulkAppender::values() { return slots_[queued_]->tts_values; }
 bool* BulkAppender::nulls() { return slots_[queued_]->tts_isnull; }
@@ -91,8 +104,24 @@ void BulkAppender::finish() {
     FreeBulkInsertState(bistate_);
     table_finish_bulk_insert(rel_, 0);
     MemoryContextDelete(rows_context_);
+    const Oid relation = RelationGetRelid(rel_);
     table_close(rel_, NoLock);
     CommandCounterIncrement();
+    if (defer_indexes_) {
+      // The sort memory of the rebuild comes on top of what the caller holds (e.g. a whole identity
+      // graph), so it is capped: with rows appended in key order the sort spills cheaply.
+      const int saved = maintenance_work_mem;
+      PG_TRY();
+      {
+        maintenance_work_mem = saved < kIndexBuildKilobytes ? saved : kIndexBuildKilobytes;
+        ReindexParams params = {};
+        reindex_relation(relation, REINDEX_REL_PROCESS_TOAST | REINDEX_REL_CHECK_CONSTRAINTS, &params);
+      }
+      PG_FINALLY();
+      { maintenance_work_mem = saved; }
+      PG_END_TRY();
+      CommandCounterIncrement();
+    }
   });
 }
 

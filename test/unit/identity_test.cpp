@@ -108,6 +108,16 @@ TEST(IdentityNormalise, NormaliserNamesAndTrimLower) {
   EXPECT_EQ(out.outcome, Outcome::kEmpty);
   n.normalise(Normaliser::kPhone, "415 555 2671", out);
   EXPECT_EQ(out.value, "+14155552671");
+  // The pre-check (fewer than two ASCII digits) gives what libphonenumber gives: invalid, trimmed raw value.
+  for (const char* junk : {"n/a", " - ", "x1", "none", "+", "(1)"}) {
+    n.normalise(Normaliser::kPhone, junk, out);
+    EXPECT_EQ(out.outcome, Outcome::kInvalid) << junk;
+  }
+  n.normalise(Normaliser::kPhone, " n/a ", out);
+  EXPECT_EQ(out.value, "n/a");
+  n.normalise(Normaliser::kPhone, "\xef\xbc\x94\xef\xbc\x91\xef\xbc\x95 555 2671", out);  // full-width 415
+  EXPECT_EQ(out.outcome, Outcome::kOk);
+  EXPECT_EQ(out.value, "+14155552671");
 }
 
 TEST(IdentityNormalise, LikeMatching) {

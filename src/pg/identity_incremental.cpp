@@ -1,0 +1,295 @@
+// Identity merge, incremental runs (docs/identity.md, section 4): with the rules unchanged, only the part of
+// the graph the new links touch is loaded, re-resolved and written.
+#include "pg/identity_internal.h"
+
+namespace cdp::pg::identity_glue {
+
+// ---------------------------------------------------------------------------------------------
+// Incremental runs over a subgraph.
+
+// The rules a result depends on: enabled types and blocklist entries, the phone region and the tombstones.
+// Equal fingerprints of two runs mean the stored result of the first is still the result of its links.
+std::string rules_fingerprint() {
+  spi_run(
+      "SELECT pg_catalog.md5(pg_catalog.concat_ws('#', "
+      "(SELECT pg_catalog.string_agg(pg_catalog.concat_ws('|', id_type, normaliser, max_per_person, priority, "
+      "hub_threshold), ',' ORDER BY id_type) FROM cdp.identifier_types WHERE enabled), "
+      "(SELECT pg_catalog.string_agg(pg_catalog.concat_ws('|', coalesce(id_type, '*'), value, match), ',' "
+      "ORDER BY id_type, value, match) FROM cdp.identifier_blocklist WHERE enabled), "
+      "(SELECT pg_catalog.string_agg(default_phone_region, ',') FROM cdp.identity_settings), "
+      "(SELECT pg_catalog.count(*)::text || '|' || coalesce(pg_catalog.md5(pg_catalog.string_agg("
+      "kind || pg_catalog.encode(key_sha256, 'hex'), ',' ORDER BY kind, key_sha256)), '') "
+      "FROM cdp.identity_tombstones)))");
+  return result_text(0, 1);
+}
+
+
+PreviousRun previous_run(int64_t run_id) {
+  PreviousRun prev;
+  uint64 n = spi_run(
+      "SELECT rules_fingerprint, links, records, identifiers, persons, cut_links, "
+      "(excluded->>'invalid')::int8, (excluded->>'blocklist')::int8, (excluded->>'hub')::int8, "
+      "(excluded->>'conflict_cut')::int8 FROM cdp.merge_runs WHERE status = 'ok' AND run_id <> $1 "
+      "ORDER BY run_id DESC LIMIT 1",
+      {int8_param(run_id)});
+  if (n == 0 || result_is_null(0, 1) || result_is_null(0, 2) || result_is_null(0, 7)) return prev;
+  prev.found = true;
+  prev.fingerprint = result_text(0, 1);
+  prev.links = result_int64(0, 2);
+  prev.records = result_int64(0, 3);
+  prev.identifiers = result_int64(0, 4);
+  prev.persons = result_int64(0, 5);
+  prev.cut_links = result_int64(0, 6);
+  prev.invalid = result_int64(0, 7);
+  prev.blocklisted = result_int64(0, 8);
+  prev.hubs = result_int64(0, 9);
+  prev.conflict_cut = result_int64(0, 10);
+  return prev;
+}
+
+// Collects column 1 (int8, NULLs skipped) of a query's result into `out`.
+static void collect_ids(const char* sql, const std::vector<SpiArg>& params, std::set<int64_t>& out) {
+  const uint64 n = spi_run(sql, params);
+  for (uint64 r = 0; r < n; ++r)
+    if (!result_is_null(r, 1)) out.insert(result_int64(r, 1));
+}
+
+// Re-resolves only what the new links touch. With the rules unchanged since the previous run, persons
+// form independently inside the connected parts of the record-identifier graph (over identifiers that may
+// link), and such a part is the set of persons joined through cut links. So the subgraph is: the persons of
+// the new links' records and values, closed over identity_cuts, with all their records and all links of
+// those records. Values that link nobody (invalid, blocklisted, hubs) keep their other records outside; their
+// true record counts come from the stored rows plus the new links. A value whose count crosses its hub
+// threshold belongs to a person of the subgraph already (it carries a new link). Every value that may link is
+// checked to have all its records loaded; if not (or the subgraph is large) the caller falls back to the full
+// recompute. Returns false before writing anything in that case.
+bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
+                      Phases& phases, const IdentityGraph& staged,
+                      const std::vector<std::pair<int32_t, int32_t>>& new_pairs, const PreviousRun& prev,
+                      identity::ResolveStats& totals, int64_t& resolved_links) {
+  // 1. Seed persons: of the new links' records and values.
+  std::vector<std::string_view> sources, keys, type_names, values;
+  {
+    std::vector<std::pair<std::string_view, std::string_view>> sorted;
+    for (int32_t r = 0; r < staged.record_count(); ++r) sorted.emplace_back(staged.record_source(r), staged.record_key(r));
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& [source, key] : sorted) {
+      sources.push_back(source);
+      keys.push_back(key);
+    }
+  }
+  {
+    std::vector<std::pair<std::string_view, std::string_view>> sorted;
+    for (int32_t i = 0; i < staged.identifier_count(); ++i)
+      sorted.emplace_back(staged.types()[staged.identifier_type(i)].name, staged.identifier_value(i));
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& [type, value] : sorted) {
+      type_names.push_back(type);
+      values.push_back(value);
+    }
+  }
+  std::set<int64_t> persons;
+  collect_ids(
+      "SELECT m.person_id FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(s, k) "
+      "CROSS JOIN LATERAL (SELECT x.person_id FROM cdp.identity_map x WHERE x.source = u.s AND x.source_key = u.k "
+      "OFFSET 0) m",
+      {text_array_param(sources), text_array_param(keys)}, persons);
+  const std::vector<SpiArg> value_args{text_array_param(type_names), text_array_param(values)};
+  collect_ids(
+      "SELECT p.person_id FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(t, v) "
+      "CROSS JOIN LATERAL (SELECT x.person_id FROM cdp.person_identifiers x WHERE x.id_type = u.t AND x.id_value = u.v "
+      "OFFSET 0) p",
+      value_args, persons);
+  if (prev.cut_links > 0) {
+    collect_ids(
+        "SELECT x.p FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(t, v) "
+        "JOIN cdp.identity_cuts c ON c.id_type = u.t AND c.id_value = u.v, "
+        "LATERAL (VALUES (c.identifier_person), (c.record_person)) AS x(p)",
+        value_args, persons);
+    // Closed over cut links: persons that one identifier would have joined belong together.
+    for (std::size_t before = 0; before != persons.size();) {
+      before = persons.size();
+      collect_ids(
+          "SELECT x.p FROM cdp.identity_cuts c JOIN cdp.identity_cuts c2 "
+          "ON c2.id_type = c.id_type AND c2.id_value = c.id_value, "
+          "LATERAL (VALUES (c2.identifier_person), (c2.record_person)) AS x(p) "
+          "WHERE c.identifier_person = ANY ($1) OR c.record_person = ANY ($1)",
+          {int8_array_param(std::vector<int64_t>(persons.begin(), persons.end()))}, persons);
+    }
+  }
+  const std::vector<int64_t> component_persons(persons.begin(), persons.end());
+  const SpiArg persons_arg = int8_array_param(component_persons);
+  spi_run("SELECT coalesce(pg_catalog.sum(records), 0)::int8, pg_catalog.count(*)::int8 FROM cdp.persons "
+          "WHERE person_id = ANY ($1)", {persons_arg});
+  const int64_t person_records = result_int64(0, 1), previous_persons = result_int64(0, 2);
+  if (person_records + staged.record_count() > prev.records / 4 + 1000) return false;  // a full run is cheaper
+
+  // 2. The records: of those persons (with their previous person) and the new ones.
+  IdentityGraph graph(config.types, &interrupts);
+  std::map<std::pair<std::string, std::string>, int64_t> previous_of;
+  {
+    Cursor cursor("SELECT source, source_key, person_id FROM cdp.identity_map WHERE person_id = ANY ($1)", {persons_arg});
+    const std::vector<bool> is_text{true, true, false};
+    for (;;) {
+      const std::size_t rows = cursor.fetch(3, is_text);
+      if (rows == 0) break;
+      for (std::size_t r = 0; r < rows; ++r)
+        previous_of.emplace(std::make_pair(std::string(cursor.cell(r, 0).view()), std::string(cursor.cell(r, 1).view())),
+                            DatumGetInt64(cursor.datum(r, 2)));
+      check_for_interrupts();
+    }
+  }
+  std::set<std::pair<std::string_view, std::string_view>> record_keys;
+  for (const auto& [key, person] : previous_of) record_keys.emplace(key.first, key.second);
+  for (int32_t r = 0; r < staged.record_count(); ++r) record_keys.emplace(staged.record_source(r), staged.record_key(r));
+  sources.clear();
+  keys.clear();
+  for (const auto& [source, key] : record_keys) {
+    sources.push_back(source);
+    keys.push_back(key);
+  }
+
+  // 3. All stored links of those records (a record without stored links, e.g. a tombstoned one, is no record).
+  std::vector<uint64_t> loaded_pairs;  // record << 32 | identifier, one per stored row
+  int64_t unknown_links = 0;
+  {
+    Cursor cursor(
+        "SELECT l.source, l.source_key, l.id_type, l.id_value, l.valid, l.first_seen, l.last_seen "
+        "FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(s, k) "
+        // One index probe per record (OFFSET 0 keeps the planner from sorting the whole table for a merge join).
+        "CROSS JOIN LATERAL (SELECT * FROM cdp.identity_links x WHERE pg_catalog.hashtext(x.source_key) = "
+        "pg_catalog.hashtext(u.k) AND x.source_key = u.k AND x.source = u.s OFFSET 0) l",
+        {text_array_param(sources), text_array_param(keys)});
+    const std::vector<bool> is_text{true, true, true, true, false, false, false};
+    for (;;) {
+      const std::size_t rows = cursor.fetch(7, is_text);
+      if (rows == 0) break;
+      for (std::size_t r = 0; r < rows; ++r) {
+        interrupts.tick();
+        const int type = graph.type_index(cursor.cell(r, 2).view());
+        if (type < 0) {
+          ++unknown_links;
+          continue;
+        }
+        const int32_t record = graph.add_record(cursor.cell(r, 0).view(), cursor.cell(r, 1).view());
+        const int32_t identifier =
+            graph.add_identifier(type, cursor.cell(r, 3).view(), DatumGetBool(cursor.datum(r, 4)));
+        graph.add_link(record, identifier, static_cast<int64_t>(cursor.datum(r, 5)), static_cast<int64_t>(cursor.datum(r, 6)));
+        loaded_pairs.push_back(static_cast<uint64_t>(record) << 32 | static_cast<uint32_t>(identifier));
+      }
+      check_for_interrupts();
+      memory.check(graph.memory_bytes() + loaded_pairs.capacity() * 8);
+    }
+  }
+  Previous previous;
+  previous.component_persons = &component_persons;
+  previous.unknown_links = unknown_links;
+  previous.map_rows = std::max<int64_t>(1, static_cast<int64_t>(previous_of.size()));  // never the bulk path
+  previous.identifier_rows = 1;
+  for (const auto& [key, person] : previous_of) {
+    const int32_t record = graph.find_record(key.first, key.second);
+    if (record < 0) return false;  // a stored record without stored links: not the state we expect
+    graph.set_previous_person(record, person);
+  }
+
+  // 4. Per value: distinct records loaded, and new links (a pair of this run stored exactly once).
+  std::sort(loaded_pairs.begin(), loaded_pairs.end());
+  std::vector<int64_t> new_links_of(graph.identifier_count(), 0), loaded_records_of(graph.identifier_count(), 0);
+  for (std::size_t i = 0; i < loaded_pairs.size(); ++i)
+    if (i == 0 || loaded_pairs[i] != loaded_pairs[i - 1]) ++loaded_records_of[static_cast<uint32_t>(loaded_pairs[i])];
+  for (const auto& [staged_record, staged_identifier] : new_pairs) {
+    const int32_t record = graph.find_record(staged.record_source(staged_record), staged.record_key(staged_record));
+    const int32_t identifier =
+        graph.find_identifier(staged.identifier_type(staged_identifier), staged.identifier_value(staged_identifier));
+    if (record < 0 || identifier < 0) continue;  // tombstoned, not stored
+    const uint64_t key = static_cast<uint64_t>(record) << 32 | static_cast<uint32_t>(identifier);
+    const auto range = std::equal_range(loaded_pairs.begin(), loaded_pairs.end(), key);
+    if (range.second - range.first == 1) ++new_links_of[identifier];
+  }
+
+  // 5. The stored rows of those values: what changes, and the totals of values only partly loaded.
+  previous.row.assign(graph.identifier_count(), 0);
+  std::vector<int64_t> stored_records(graph.identifier_count(), 0);
+  int64_t stored_rows = 0, before_invalid = 0, before_blocklisted = 0, before_hubs = 0, before_cut = 0;
+  {
+    std::vector<std::string_view> t, v;
+    std::vector<int64_t> index;
+    for (int32_t i = 0; i < graph.identifier_count(); ++i) index.push_back(i);
+    // Probes in key order touch the primary key's leaves in order.
+    std::sort(index.begin(), index.end(), [&](int64_t a, int64_t b) {
+      const std::string& ta = graph.types()[graph.identifier_type(a)].name;
+      const std::string& tb = graph.types()[graph.identifier_type(b)].name;
+      return ta != tb ? ta < tb : graph.identifier_value(a) < graph.identifier_value(b);
+    });
+    for (int64_t i : index) {
+      t.push_back(graph.types()[graph.identifier_type(i)].name);
+      v.push_back(graph.identifier_value(i));
+    }
+    Cursor cursor(
+        "SELECT u.i, coalesce(p.person_id, 0), coalesce(p.reason, ''), p.records, p.first_seen, p.last_seen "
+        "FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) "
+        "AS u(t, v, i) CROSS JOIN LATERAL (SELECT * FROM cdp.person_identifiers x WHERE x.id_type = u.t "
+        "AND x.id_value = u.v OFFSET 0) p",
+        {text_array_param(t), text_array_param(v), int8_array_param(index)});
+    const std::vector<bool> is_text{false, false, true, false, false, false};
+    for (;;) {
+      const std::size_t rows = cursor.fetch(6, is_text);
+      if (rows == 0) break;
+      for (std::size_t r = 0; r < rows; ++r) {
+        ++stored_rows;
+        const int32_t identifier = static_cast<int32_t>(DatumGetInt64(cursor.datum(r, 0)));
+        const std::string_view reason = cursor.cell(r, 2).view();
+        const int64_t records = DatumGetInt64(cursor.datum(r, 3));
+        const int64_t first = static_cast<int64_t>(cursor.datum(r, 4)), last = static_cast<int64_t>(cursor.datum(r, 5));
+        stored_records[identifier] = records;
+        std::string fingerprint = std::to_string(DatumGetInt64(cursor.datum(r, 1))) + '/' + std::string(reason) + '/' +
+                                  std::to_string(records) + '/' + std::to_string(first) + '/' + std::to_string(last);
+        previous.row[identifier] = identity::hash_bytes(fingerprint) | 1;
+        if (reason == "invalid") ++before_invalid;
+        if (reason == "blocklist") ++before_blocklisted;
+        if (reason == "hub") ++before_hubs;
+        if (reason == "conflict_cut") ++before_cut;
+        const bool partial = reason == "invalid" || reason == "blocklist" || reason == "hub";
+        if (partial) {
+          graph.set_identifier_totals(identifier, records + new_links_of[identifier],
+                                      cursor.cell(r, 4).is_null() ? INT64_MAX : first,
+                                      cursor.cell(r, 5).is_null() ? INT64_MIN : last);
+        } else if (loaded_records_of[identifier] != records + new_links_of[identifier]) {
+          return false;  // a value that may link has records outside the subgraph
+        }
+      }
+      check_for_interrupts();
+    }
+  }
+  for (int32_t i = 0; i < graph.identifier_count(); ++i)
+    if (previous.row[i] == 0 && loaded_records_of[i] != new_links_of[i]) return false;  // new value, old links?
+  memory.check(graph.memory_bytes() + loaded_pairs.capacity() * 8);
+  spi_run("SELECT pg_catalog.count(*)::int8 FROM cdp.identity_cuts WHERE record_person = ANY ($1)", {persons_arg});
+  const int64_t previous_cuts = result_int64(0, 1);
+  phases.lap("load");
+  notice("merge_identities: incremental run re-resolves " + std::to_string(graph.record_count()) + " records of " +
+         std::to_string(component_persons.size()) + " persons touched by new links");
+
+  identity::ResolveStats sub;
+  resolve_write(run_id, config, interrupts, memory, phases, sub, graph, previous);
+
+  // Totals: the previous run's, with the subgraph's part replaced.
+  int64_t link_delta = 0;
+  for (int32_t i = 0; i < graph.identifier_count(); ++i) link_delta += graph.identifier_records(i) - stored_records[i];
+  totals = sub;
+  totals.links = prev.links + link_delta;
+  totals.records = prev.records - static_cast<int64_t>(previous_of.size()) + sub.records;
+  totals.identifiers = prev.identifiers - stored_rows + sub.identifiers;
+  totals.persons = prev.persons - previous_persons + sub.persons;
+  totals.invalid = prev.invalid - before_invalid + sub.invalid;
+  totals.blocklisted = prev.blocklisted - before_blocklisted + sub.blocklisted;
+  totals.hubs = prev.hubs - before_hubs + sub.hubs;
+  totals.conflict_cut_identifiers = prev.conflict_cut - before_cut + sub.conflict_cut_identifiers;
+  totals.cut_links = prev.cut_links - previous_cuts + sub.cut_links;
+  totals.previous_records = prev.records;
+  resolved_links = sub.links;
+  return true;
+}
+
+
+}  // namespace cdp::pg::identity_glue

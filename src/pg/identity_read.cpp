@@ -1,0 +1,281 @@
+// Identity merge, reading (docs/identity.md, section 4): the observation relation is checked, read through
+// the executor with the caller's privileges, normalised, and its links stored in cdp.identity_links.
+#include "pg/identity_internal.h"
+
+namespace cdp::pg::identity_glue {
+
+std::string relation_name(Oid relation) {
+  uint64 n = spi_run(
+      "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+      {oid_param(relation)});
+  if (n == 0) fail(sqlstate::kUndefinedTable, "relation with OID " + std::to_string(relation) + " does not exist");
+  return result_text(0, 1);
+}
+
+// The observation shape: every column present with a usable type, or one error naming all problems.
+void validate_columns(Oid relation, const std::string& name) {
+  uint64 n = spi_run(
+      "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a "
+      "WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped",
+      {oid_param(relation)});
+  std::map<std::string, std::string> columns;
+  for (uint64 r = 0; r < n; ++r) columns[result_text(r, 1)] = result_text(r, 2);
+  const char* required[] = {"source", "source_key", "id_type", "id_value", "observed_at"};
+  std::string missing, mistyped;
+  for (const char* column : required) {
+    auto it = columns.find(column);
+    if (it == columns.end()) {
+      missing += (missing.empty() ? "" : ", ") + std::string(column);
+      continue;
+    }
+    const std::string& type = it->second;
+    const bool ok = std::string(column) == "observed_at"
+                        ? type == "timestamp with time zone"
+                        : (type == "text" || type == "character varying" || type.rfind("character varying(", 0) == 0);
+    if (!ok)
+      mistyped += (mistyped.empty() ? "" : ", ") + std::string(column) + " is " + type + " (expected " +
+                  (std::string(column) == "observed_at" ? "timestamp with time zone" : "text") + ")";
+  }
+  if (!missing.empty())
+    fail(sqlstate::kUndefinedColumn, "relation " + name + " lacks observation column(s) " + missing,
+         "Observations need columns source text, source_key text, id_type text, id_value text, "
+         "observed_at timestamptz.",
+         "Create a view that renames or casts the columns.");
+  if (!mistyped.empty())
+    fail(sqlstate::kDatatypeMismatch, "relation " + name + " has observation column(s) of the wrong type: " + mistyped,
+         {}, "Create a view that casts the columns.");
+}
+
+
+struct IngestLink {  // one observation row: 16 bytes (first/last seen are merged from `at` when stored)
+  int32_t record, identifier;
+  int64_t at;
+};
+
+// Reads the observations, normalises them and adds the new links to cdp.identity_links.
+// On a full rebuild without tombstones the stored links are exactly the links read, so the graph built
+// here is handed back (reuse) and resolve_and_write skips reading cdp.identity_links again.
+void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
+            Phases& phases, Skipped& skipped, int64_t& read, int64_t& new_links, int64_t& high_water_mark,
+            bool& has_hwm, std::unique_ptr<IdentityGraph>& reuse, std::unique_ptr<IdentityGraph>& staged_out,
+            std::vector<std::pair<int32_t, int32_t>>& new_pairs) {
+  const std::string name = relation_name(relation);
+  validate_columns(relation, name);
+
+  // Incremental: only rows after the previous high-water mark of this relation (later than the greatest
+  // observed_at any earlier run read from it), so no row is read twice.
+  bool use_hwm = false;
+  int64_t previous_hwm = 0;
+  if (!full_rebuild) {
+    spi_run("SELECT max(high_water_mark) FROM cdp.merge_runs WHERE kind = 'merge' AND observations = $1",
+            {oid_param(relation)});
+    if (!result_is_null(0, 1)) {
+      use_hwm = true;
+      previous_hwm = result_int64(0, 1);
+    }
+  }
+  has_hwm = use_hwm;
+  high_water_mark = previous_hwm;
+
+  std::string sql = "SELECT source::text, source_key::text, id_type::text, id_value::text, observed_at FROM " + name;
+  std::vector<SpiArg> params;
+  if (use_hwm) {
+    sql += " WHERE observed_at > $1";
+    params.push_back(SpiArg{TIMESTAMPTZOID, Int64GetDatum(previous_hwm), false});
+  }
+
+  reuse = std::make_unique<IdentityGraph>(config.types, &interrupts);
+  IdentityGraph& staged = *reuse;
+  identity::ValueNormaliser normaliser(config.phone_region);
+  std::vector<IngestLink> links;
+  std::set<std::string> unknown_types;
+  identity::Normalised normalised;
+  // Phones: libphonenumber takes ~20 us per number and one number repeats on many records, written in a
+  // few ways: each distinct raw value (per type) is normalised once and remembered as its identifier.
+  constexpr int32_t kSkipEmpty = -1, kSkipTooLong = -2;
+  identity::StringInterner phone_raw;  // type byte + raw value
+  std::vector<int32_t> phone_identifier;  // per phone_raw entry: identifier, or kSkipEmpty / kSkipTooLong
+  std::string phone_key;
+  std::string last_type_name;
+  int last_type = -1;
+  int64_t rows_seen = 0;
+  for_each_row(sql.c_str(), params, {true, true, true, true, false}, [&](const RowView& row) {
+    ++read;
+    if ((++rows_seen & 16383) == 0)
+      memory.check(staged.memory_bytes() + links.capacity() * sizeof(IngestLink) + phone_raw.memory_bytes() +
+                   phone_identifier.capacity() * sizeof(int32_t));
+    const TextCell &source = row.cell(0), &key = row.cell(1), &type_name = row.cell(2), &value = row.cell(3);
+    if (source.is_null() || key.is_null() || type_name.is_null() || value.is_null() || row.is_null(4)) {
+      ++skipped.null_field;
+      return;
+    }
+    if (type_name.view() != last_type_name || last_type < 0) {
+      last_type_name.assign(type_name.view());
+      last_type = staged.type_index(last_type_name);
+      if (last_type < 0) {
+        unknown_types.insert(last_type_name);
+        return;
+      }
+    }
+    const int type = last_type;
+    if (source.len == 0 || key.len == 0) {
+      ++skipped.empty;
+      return;
+    }
+    if (static_cast<std::size_t>(source.len) > identity::kMaxValueBytes ||
+        static_cast<std::size_t>(key.len) > identity::kMaxValueBytes) {
+      ++skipped.too_long;
+      return;
+    }
+    const identity::Normaliser kind = staged.types()[type].normaliser;
+    int32_t identifier;
+    if (kind == identity::Normaliser::kPhone) {
+      phone_key.assign(1, static_cast<char>(type));
+      phone_key.append(value.view());
+      const int32_t entry = phone_raw.intern(phone_key);
+      if (entry == static_cast<int32_t>(phone_identifier.size())) {  // first time: normalise
+        normaliser.normalise(kind, value.view(), normalised);
+        phone_identifier.push_back(
+            normalised.outcome == identity::Outcome::kEmpty ? kSkipEmpty
+            : normalised.value.size() > identity::kMaxValueBytes
+                ? kSkipTooLong
+                : staged.add_identifier(type, normalised.value, normalised.outcome == identity::Outcome::kOk));
+      }
+      identifier = phone_identifier[entry];
+    } else {
+      normaliser.normalise(kind, value.view(), normalised);
+      identifier = normalised.outcome == identity::Outcome::kEmpty ? kSkipEmpty
+                   : normalised.value.size() > identity::kMaxValueBytes
+                       ? kSkipTooLong
+                       : staged.add_identifier(type, normalised.value, normalised.outcome == identity::Outcome::kOk);
+    }
+    if (identifier == kSkipEmpty) {
+      ++skipped.empty;
+      return;
+    }
+    if (identifier == kSkipTooLong) {
+      ++skipped.too_long;
+      return;
+    }
+    const int64_t at = static_cast<int64_t>(row.datum(4));
+    high_water_mark = has_hwm ? std::max(high_water_mark, at) : at;
+    has_hwm = true;
+    const int32_t record = staged.add_record(source.view(), key.view());
+    links.push_back(IngestLink{record, identifier, at});
+  });
+  memory.check(staged.memory_bytes() + links.capacity() * sizeof(IngestLink) + phone_raw.memory_bytes() +
+               phone_identifier.capacity() * sizeof(int32_t));
+  if (!unknown_types.empty()) {
+    std::string list;
+    for (const std::string& t : unknown_types) list += (list.empty() ? "\"" : ", \"") + t + "\"";
+    fail(sqlstate::kInvalidParameterValue, "unknown id_type " + list + " in " + name,
+         "cdp.identifier_types lists the identifier types merge_identities accepts.",
+         "Add the type to cdp.identifier_types or filter it out of the observations.");
+  }
+
+  phases.lap("read");
+  notice("merge_identities: read " + std::to_string(read) + " observations (" +
+         std::to_string(skipped.null_field + skipped.empty + skipped.too_long) + " skipped) in " +
+         std::to_string(phases.ms.back().second) + " ms");
+
+  // Sorted so that a link read twice is adjacent (merged when written, below).
+  std::sort(links.begin(), links.end(), [](const IngestLink& a, const IngestLink& b) {
+    return a.record != b.record ? a.record < b.record : a.identifier < b.identifier;
+  });
+  spi_run("SELECT EXISTS (SELECT FROM cdp.identity_tombstones)::int4::int8");
+  const bool tombstones = result_int64(0, 1) != 0;
+  if (full_rebuild) {
+    // TRUNCATE is transactional and far cheaper than DELETE; only this procedure reads identity_links.
+    spi_run("SELECT pg_catalog.has_table_privilege('cdp.identity_links', 'TRUNCATE')::int4::int8");
+    spi_run(result_int64(0, 1) ? "TRUNCATE cdp.identity_links" : "DELETE FROM cdp.identity_links");
+  }
+  std::string rows =
+      "SELECT u.s, u.k, u.t, u.v, u.ok, u.f, u.l FROM ROWS FROM (pg_catalog.unnest($1::text[]), "
+      "pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]), "
+      "pg_catalog.unnest($5::bool[]), pg_catalog.unnest($6::timestamptz[]), pg_catalog.unnest($7::timestamptz[])) "
+      "AS u(s, k, t, v, ok, f, l)";
+  if (tombstones)
+    rows +=
+        " WHERE NOT EXISTS (SELECT FROM cdp.identity_tombstones x WHERE x.kind = 'identifier' AND x.key_sha256 = "
+        "pg_catalog.sha256(pg_catalog.convert_to(u.t, 'UTF8') || '\\x00'::bytea || pg_catalog.convert_to(u.v, 'UTF8'))) "
+        "AND NOT EXISTS (SELECT FROM cdp.identity_tombstones x WHERE x.kind = 'record' AND x.key_sha256 = "
+        "pg_catalog.sha256(pg_catalog.convert_to(u.s, 'UTF8') || '\\x00'::bytea || pg_catalog.convert_to(u.k, 'UTF8')))";
+  const std::string insert =
+      "INSERT INTO cdp.identity_links AS l (source, source_key, id_type, id_value, valid, first_seen, last_seen) ";
+  // Returns (links that passed the tombstone filter, links stored) when tombstones must be checked.
+  std::string store_sql;
+  if (!tombstones)
+    store_sql = insert + rows;
+  else
+    store_sql = "WITH u AS (" + rows + "), ins AS (" + insert +
+                "SELECT * FROM u RETURNING 1) SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM ins)";
+  // Fast path: straight into the table (no indexes there), unless tombstones must be filtered in SQL.
+  // Into an empty table (a full rebuild's TRUNCATE, a first run) the index is built once at the end.
+  bool links_empty = full_rebuild;
+  if (!links_empty) {
+    spi_run("SELECT (NOT EXISTS (SELECT FROM cdp.identity_links))::int4::int8");
+    links_empty = result_int64(0, 1) != 0;
+  }
+  RowWriter appender("identity_links", 7, kLinkTypes, links_empty);
+  ArrayBatch batch(store_sql, "ttttbTT");
+  // One pass over the sorted links: each distinct link (first/last seen merged) is stored, and added to
+  // the graph (a full rebuild resolves it without reading the table back) or to the new pairs (an
+  // incremental run re-resolves what they touch).
+  const bool direct = !tombstones && appender.usable();
+  const bool to_graph = full_rebuild && !tombstones;
+  if (!full_rebuild) new_pairs.reserve(links.size());
+  if (to_graph) staged.reserve_links(links.size());
+  int64_t distinct = 0;
+  for (std::size_t i = 0; i < links.size();) {
+    struct {
+      int32_t record, identifier;
+      int64_t first_seen, last_seen;
+    } link{links[i].record, links[i].identifier, links[i].at, links[i].at};
+    for (++i; i < links.size() && links[i].record == link.record && links[i].identifier == link.identifier; ++i) {
+      link.first_seen = std::min(link.first_seen, links[i].at);
+      link.last_seen = std::max(link.last_seen, links[i].at);
+    }
+    ++distinct;
+    if ((distinct & 4095) == 0) interrupts.tick();
+    const int type = staged.identifier_type(link.identifier);
+    const bool valid = staged.identifier_reason(link.identifier) != identity::Reason::kInvalid;
+    if (direct) {
+      appender.repeated_text(0, staged.record_source(link.record));
+      appender.text(1, staged.record_key(link.record));
+      appender.repeated_text(2, staged.types()[type].name);
+      appender.text(3, staged.identifier_value(link.identifier));
+      appender.boolean(4, valid);
+      appender.int8(5, link.first_seen);
+      appender.int8(6, link.last_seen);
+      appender.append();
+    } else {
+      batch.text(0, staged.record_source(link.record));
+      batch.text(1, staged.record_key(link.record));
+      batch.text(2, staged.types()[type].name);
+      batch.text(3, staged.identifier_value(link.identifier));
+      batch.int8(4, valid);
+      batch.int8(5, link.first_seen);
+      batch.int8(6, link.last_seen);
+      batch.row_done();
+    }
+    if (to_graph)
+      staged.add_link(link.record, link.identifier, link.first_seen, link.last_seen);
+    else if (!full_rebuild)
+      new_pairs.emplace_back(link.record, link.identifier);
+  }
+  std::vector<IngestLink>().swap(links);
+  appender.finish();
+  batch.flush();
+  new_links = tombstones ? batch.sum(1) : static_cast<int64_t>(batch.total()) + appender.rows();
+  if (tombstones) skipped.forgotten = static_cast<int64_t>(batch.total()) - batch.sum(0);
+  if (!full_rebuild)
+    staged_out = std::move(reuse);  // an incremental run may re-resolve only the part these links touch
+  else if (!to_graph)
+    reuse.reset();
+  phases.lap("store");
+  notice("merge_identities: stored " + std::to_string(new_links) + " distinct links in " + std::to_string(phases.ms.back().second) + " ms");
+}
+
+
+}  // namespace cdp::pg::identity_glue
