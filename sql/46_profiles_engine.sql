@@ -1,7 +1,7 @@
 -- Profiles: the C++ grouping of cdp.refresh_profiles (src/core/profile_engine.cpp) against the SQL
 -- aggregates it replaced (cdp.rfm_agg and cdp.lifecycle grouped by customer, with the shop-local
 -- shift), its memory limit (maintenance_work_mem, 54000), cancellation by statement_timeout, key
--- types, and rows that cannot make a profile (23502, as before).
+-- types, and rows that cannot make a profile (left out and counted).
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_cdp;
 RESET client_min_messages;
@@ -54,7 +54,8 @@ LANGUAGE sql SET TimeZone = 'UTC' AS $$
          ((g.rs).first_order_at AT TIME ZONE 'UTC') AT TIME ZONE zone, ((g.rs).last_order_at AT TIME ZONE 'UTC') AT TIME ZONE zone
     FROM g
 $$;
--- A customer whose rows all lack an amount cannot be profiled (see 5. below): each buys once first.
+-- A customer whose rows all lack an amount gets no profile (see 5. below) but a row of the aggregates:
+-- each buys once first, so that both sides have the same customers.
 INSERT INTO eng.orders SELECT 10000 + c, c, '2024-06-30 12:00+00', 1 FROM generate_series(1, 3000) c;
 
 -- 1. The same rows as the aggregates, in three zones and at as_of values inside the DST changes.
@@ -79,7 +80,9 @@ SELECT c.as_of, c.zone,
        (SELECT count(*) FROM (SELECT * FROM snapshot s WHERE s.as_of = c.as_of EXCEPT ALL
                               SELECT * FROM aggregates a WHERE a.as_of = c.as_of) d) AS only_in_snapshot,
        (SELECT count(*) FROM (SELECT * FROM aggregates a WHERE a.as_of = c.as_of EXCEPT ALL
-                              SELECT * FROM snapshot s WHERE s.as_of = c.as_of) d) AS only_in_aggregates
+                              SELECT * FROM snapshot s WHERE s.as_of = c.as_of) d) AS only_in_aggregates,
+       (SELECT l.ignored_rows FROM cdp.profile_snapshot_list l WHERE l.as_of = c.as_of) =
+         (SELECT count(*) FROM eng.orders o WHERE o.ordered_at <= c.as_of AND o.amount IS NULL) AS ignored_are_null_amounts
   FROM cases c ORDER BY c.as_of;
 
 -- 2. Memory: the grouping holds its per-person statistics within maintenance_work_mem; past it the
@@ -123,14 +126,22 @@ SELECT cdp.configure_orders('eng.keyed', 'id', 'c_uuid', 'at', 'amount', shop_ti
 CALL cdp.refresh_profiles('2026-07-01 00:00+00');
 SELECT quote_literal(person_key) AS person_key, orders, monetary, lifecycle_stage FROM cdp.customer_profiles ORDER BY 1;
 
--- 5. Rows that cannot make a profile stop the refresh with 23502, as the SQL refresh did: a customer
---    whose every row lacks an amount (no sums), and an order row without a customer key.
-INSERT INTO eng.keyed VALUES (4, 'Ben', 'ef', NULL, '2026-05-04 10:00+00', NULL);
+-- 5. Rows that cannot make a profile are left out and counted (NOTICE, profile_snapshot_list.ignored_rows):
+--    rows without an amount (a customer whose every row lacks one gets no profile; one with other rows
+--    keeps them) and order rows without a customer key (identity mode: without person and customer key,
+--    in section 6).
+INSERT INTO eng.keyed VALUES (4, 'Ben', 'ef', NULL, '2026-05-04 10:00+00', NULL),
+                             (5, 'Anna', 'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2026-05-05 10:00+00', NULL);
 SELECT cdp.configure_orders('eng.keyed', 'id', 'c_text', 'at', 'amount', shop_time_zone => 'UTC');
-SELECT pg_temp.try($s$CALL cdp.refresh_profiles('2026-07-01 00:00+00')$s$);
+CALL cdp.refresh_profiles('2026-07-01 00:00+00');
+SELECT quote_literal(person_key) AS person_key, orders, monetary FROM cdp.customer_profiles ORDER BY 1;
+SELECT persons, orders, ignored_rows FROM cdp.profile_snapshot_list WHERE as_of = '2026-07-01 00:00+00';
 UPDATE eng.keyed SET amount = 1 WHERE id = 4;
 SELECT cdp.configure_orders('eng.keyed', 'id', 'c_uuid', 'at', 'amount', shop_time_zone => 'UTC');
-SELECT pg_temp.try($s$CALL cdp.refresh_profiles('2026-07-01 00:00+00')$s$);
+CALL cdp.refresh_profiles('2026-07-01 00:00+00');
+SELECT quote_literal(person_key) AS person_key, orders, monetary FROM cdp.customer_profiles ORDER BY 1;
+SELECT persons, orders, ignored_rows FROM cdp.profile_snapshot_list WHERE as_of = '2026-07-01 00:00+00';
+DELETE FROM eng.keyed WHERE id IN (4, 5);
 
 -- 6. Identifiers and sources of merged persons are counted as the rows stream past (sources as a bit
 --    mask over the first 64 source names); a person on more sources than that is counted in SQL.
@@ -159,6 +170,12 @@ CALL cdp.refresh_profiles('2026-07-01 00:00+00');
 SELECT p.person_key LIKE 'person:%' AS merged, p.orders, p.identifiers, p.sources,
        (SELECT count(DISTINCT im.source) FROM cdp.identity_map im WHERE im.person_id = p.person_id) AS sources_in_sql
   FROM cdp.customer_profiles p ORDER BY p.sources DESC;
+-- An order with neither person (key 4 is not in the map) nor customer key is left out and counted; one
+-- with a person and no customer key is the person's.
+INSERT INTO eng.source_orders VALUES (4, NULL, '2026-05-04 10:00+00', 40), (1, NULL, '2026-05-05 10:00+00', 50);
+CALL cdp.refresh_profiles('2026-07-01 00:00+00');
+SELECT p.person_key LIKE 'person:%' AS merged, p.orders, p.monetary FROM cdp.customer_profiles p ORDER BY 2, 3;
+SELECT persons, unattributed, orders, ignored_rows FROM cdp.profile_snapshot_list WHERE as_of = '2026-07-01 00:00+00';
 
 DELETE FROM cdp.profile_refreshes;
 DELETE FROM cdp.profile_snapshots;

@@ -81,6 +81,7 @@ struct OrdersReceiver {
   KeyKind key_kind;
   AmountKind amount_kind;
   std::uint64_t rows_seen;
+  std::int64_t ignored_rows;  // rows without amount, or without customer key and person
   // Integer-keyed rows are folded in batches (see ProfileEngine::add_batch).
   std::size_t pending;
   std::int64_t pending_keys[kRowBatch];
@@ -104,35 +105,27 @@ bool flush_rows(OrdersReceiver* receiver) noexcept {
 
 // The C++ part of one row. Never throws: records the error instead.
 bool fold_row(OrdersReceiver* receiver, bool int_key_row, std::int64_t int_key, const char* key_bytes,
-              std::size_t key_length, TimestampTz ordered_at, bool has_amount, const std::uint8_t* numeric,
-              std::size_t numeric_length, std::int64_t int_amount) noexcept {
+              std::size_t key_length, TimestampTz ordered_at, const std::uint8_t* numeric, std::size_t numeric_length,
+              std::int64_t int_amount) noexcept {
   try {
-    cdp::Decimal amount;
-    if (has_amount)
-      amount = receiver->amount_kind == AmountKind::kNumeric ? cdp::rfm::amount_from_numeric(numeric, numeric_length)
-                                                             : cdp::Decimal::from_int(int_amount);
+    const cdp::Decimal amount = receiver->amount_kind == AmountKind::kNumeric
+                                    ? cdp::rfm::amount_from_numeric(numeric, numeric_length)
+                                    : cdp::Decimal::from_int(int_amount);
     if (!int_key_row) {
       if (receiver->pending > 0 && !flush_rows(receiver)) return false;
-      receiver->engine->add(key_bytes, key_length, ordered_at, has_amount ? &amount : nullptr);
+      receiver->engine->add(key_bytes, key_length, ordered_at, &amount);
       return true;
     }
     const std::size_t i = receiver->pending++;
     receiver->pending_keys[i] = int_key;
     receiver->pending_times[i] = ordered_at;
     receiver->pending_amounts[i] = amount;
-    receiver->pending_amount_pointers[i] = has_amount ? &receiver->pending_amounts[i] : nullptr;
+    receiver->pending_amount_pointers[i] = &receiver->pending_amounts[i];
     return receiver->pending < kRowBatch || flush_rows(receiver);
   } catch (...) {
     receiver->error.capture_current("cdp.refresh_profiles");
     return false;
   }
-}
-
-[[noreturn]] void null_person_key() {
-  ereport(ERROR, (errcode(ERRCODE_NOT_NULL_VIOLATION),
-                  errmsg("null value in column \"person_key\" of relation \"profile_snapshots\" violates not-null "
-                         "constraint")));
-  pg_unreachable();
 }
 
 // Executor callback, plain C: PostgreSQL errors here unwind to the pg_call around the SPI call.
@@ -144,18 +137,25 @@ bool receive_order(TupleTableSlot* slot, DestReceiver* self) {
   // ordered_at IS NULL never passes the query's `<= as_of`; checked anyway.
   if (slot->tts_isnull[at[kColOrderedAt]]) return true;
   const TimestampTz ordered_at = DatumGetTimestampTz(slot->tts_values[at[kColOrderedAt]]);
+  // A row without an amount adds nothing to a profile, and one without customer key and without
+  // person belongs to nobody: both are counted (the refresh reports them) and never make a person.
+  const bool has_amount = !slot->tts_isnull[at[kColAmount]];
+  const bool has_person = at[kColPersonId] >= 0 && !slot->tts_isnull[at[kColPersonId]];
+  if (!has_amount || (!has_person && slot->tts_isnull[at[kColCustomer]])) {
+    ++receiver->ignored_rows;
+    return true;
+  }
 
   bool int_key_row = false;
   std::int64_t int_key = 0;
   const char* key_bytes = nullptr;
   std::size_t key_length = 0;
   struct varlena* key_copy = nullptr;
-  if (at[kColPersonId] >= 0 && !slot->tts_isnull[at[kColPersonId]]) {
+  if (has_person) {
     int_key_row = true;
     int_key = DatumGetInt64(slot->tts_values[at[kColPersonId]]);
   } else {
-    // Without a person the customer key groups the orders; a NULL one cannot be a person_key.
-    if (slot->tts_isnull[at[kColCustomer]]) null_person_key();
+    // Without a person the customer key groups the orders.
     const Datum key = slot->tts_values[at[kColCustomer]];
     switch (receiver->key_kind) {
       case KeyKind::kInt2: int_key_row = true; int_key = DatumGetInt16(key); break;
@@ -172,12 +172,11 @@ bool receive_order(TupleTableSlot* slot, DestReceiver* self) {
     }
   }
 
-  const bool has_amount = !slot->tts_isnull[at[kColAmount]];
   const std::uint8_t* numeric = nullptr;
   std::size_t numeric_length = 0;
   std::int64_t int_amount = 0;
   struct varlena* amount_copy = nullptr;
-  if (has_amount) {
+  {
     const Datum amount = slot->tts_values[at[kColAmount]];
     switch (receiver->amount_kind) {
       case AmountKind::kNumeric: {
@@ -193,7 +192,7 @@ bool receive_order(TupleTableSlot* slot, DestReceiver* self) {
       case AmountKind::kInt8: int_amount = DatumGetInt64(amount); break;
     }
   }
-  const bool ok = fold_row(receiver, int_key_row, int_key, key_bytes, key_length, ordered_at, has_amount, numeric,
+  const bool ok = fold_row(receiver, int_key_row, int_key, key_bytes, key_length, ordered_at, numeric,
                            numeric_length, int_amount);
   if (key_copy != nullptr) pfree(key_copy);
   if (amount_copy != nullptr) pfree(amount_copy);
@@ -612,11 +611,6 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
       out_of_memory(captured, budget.limit(), engine.size(), engine.order_rows());
     }
     const std::size_t n = engine.size();
-    // A person whose every row lacks an amount has no sums: the SQL refresh failed on it, so does this.
-    for (std::size_t p = 0; p < n; ++p)
-      if (engine.at(p).rfm.rows == 0)
-        cdp::pg::fail("23502",
-                      "null value in column \"orders\" of relation \"profile_snapshots\" violates not-null constraint");
     lc::Policy policy;
     if (n > 0) policy = cdp::pg::lifecycle_policy(setup.policy, std::strlen(setup.policy));
 
@@ -823,14 +817,16 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
     });
 
     // 5. The totals.
-    auto put = [&](const char* dimension, const std::string& group, const GroupTotals& t) {
+    // ignored_rows is the refresh's own figure, reported on the 'all' row (0 on the group rows).
+    auto put = [&](const char* dimension, const std::string& group, const GroupTotals& t, std::int64_t ignored_rows) {
       const Datum revenue = numeric_datum(t.revenue);
       pg_call([&] {
-        Datum values[8] = {CStringGetTextDatum(dimension),      CStringGetTextDatum(group.c_str()),
+        Datum values[9] = {CStringGetTextDatum(dimension),      CStringGetTextDatum(group.c_str()),
                            Int64GetDatum(t.customers),          revenue,
                            Int64GetDatum(t.orders),             Int64GetDatum(t.recency_days_sum),
-                           Int64GetDatum(t.recency_days_n),     Int64GetDatum(t.unattributed)};
-        bool nulls[8] = {false, false, false, false, false, false, false, false};
+                           Int64GetDatum(t.recency_days_n),     Int64GetDatum(t.unattributed),
+                           Int64GetDatum(ignored_rows)};
+        bool nulls[9] = {false, false, false, false, false, false, false, false, false};
         MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
         tuplestore_putvalues(setup.totals, setup.result_desc, values, nulls);
         MemoryContextSwitchTo(old);
@@ -849,10 +845,10 @@ Datum cdp_profile_write_snapshot(PG_FUNCTION_ARGS) {
       }
       segment_totals[name].merge(by_segment[slot]);
     }
-    for (const auto& [name, totals] : segment_totals) put("rfm_segment", name, totals);
+    for (const auto& [name, totals] : segment_totals) put("rfm_segment", name, totals, 0);
     for (int s = 0; s < lc::kStageCount; ++s)
-      if (by_stage[s].customers > 0) put("lifecycle_stage", lc::stage_name(static_cast<lc::Stage>(s)), by_stage[s]);
-    put("all", "", all);
+      if (by_stage[s].customers > 0) put("lifecycle_stage", lc::stage_name(static_cast<lc::Stage>(s)), by_stage[s], 0);
+    put("all", "", all, receiver.ignored_rows);
 
     pg_call([&] {
       if (SPI_finish() != SPI_OK_FINISH) elog(ERROR, "cdp.profile_write_snapshot: SPI_finish failed");

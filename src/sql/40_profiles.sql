@@ -66,13 +66,14 @@ CREATE TABLE cdp.profile_refreshes (
   persons             bigint NOT NULL,
   unattributed        bigint NOT NULL,
   orders              bigint NOT NULL,
+  ignored_rows        bigint NOT NULL DEFAULT 0,
   currency            text,
   person_match        text NOT NULL,
   orders_relation     text NOT NULL,
   duration_ms         double precision NOT NULL
 );
 COMMENT ON TABLE cdp.profile_refreshes IS
-  'pg_cdp profiles: one row per snapshot (as_of) with counts of persons, unattributed customer keys and order rows read';
+  'pg_cdp profiles: one row per snapshot (as_of) with counts of persons, unattributed customer keys, orders and ignored order rows';
 SELECT pg_catalog.pg_extension_config_dump('cdp.profile_refreshes', '');
 
 -- Per-snapshot totals by RFM segment and by lifecycle stage, computed at refresh so that the
@@ -258,7 +259,7 @@ CREATE FUNCTION cdp.profile_write_snapshot(orders_query text, person_match text,
                                            as_of timestamptz, local_as_of timestamptz, shop_time_zone text,
                                            lifecycle_policy text, bins integer, cell_segments text[])
 RETURNS TABLE (dimension text, group_name text, customers bigint, revenue numeric, orders bigint,
-               recency_days_sum bigint, recency_days_n bigint, unattributed bigint)
+               recency_days_sum bigint, recency_days_n bigint, unattributed bigint, ignored_rows bigint)
 AS 'MODULE_PATHNAME', 'cdp_profile_write_snapshot'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION cdp.profile_write_snapshot(text, text, text[], timestamptz, timestamptz, text, text, integer, text[]) IS
@@ -288,6 +289,7 @@ DECLARE
   n_persons   bigint;
   n_unmatched bigint;
   n_orders    bigint;
+  n_ignored   bigint;
   columns     text[];
   sql         text;
 BEGIN
@@ -413,11 +415,14 @@ BEGIN
     SELECT refresh_profiles.as_of, w.dimension, w.group_name, w.customers, w.revenue, w.orders,
            w.recency_days_sum, w.recency_days_n
       FROM written w WHERE w.dimension <> 'all')
-  SELECT w.customers, w.unattributed, w.orders INTO n_persons, n_unmatched, n_orders
+  SELECT w.customers, w.unattributed, w.orders, w.ignored_rows INTO n_persons, n_unmatched, n_orders, n_ignored
     FROM written w WHERE w.dimension = 'all';
+  IF n_ignored > 0 THEN
+    RAISE NOTICE 'refresh_profiles: % order rows left out (NULL amount, or neither customer key nor person)', n_ignored;
+  END IF;
 
   UPDATE cdp.profile_refreshes r
-     SET persons = n_persons, unattributed = n_unmatched, orders = n_orders,
+     SET persons = n_persons, unattributed = n_unmatched, orders = n_orders, ignored_rows = n_ignored,
          duration_ms = 1000 * extract(epoch FROM pg_catalog.clock_timestamp() - started)
    WHERE r.as_of = refresh_profiles.as_of;
   RAISE DEBUG 'refresh_profiles: % persons (% unattributed) as of % in %', n_persons, n_unmatched, as_of,
@@ -443,7 +448,7 @@ SELECT h.*
  WHERE h.as_of = (SELECT pg_catalog.max(r.as_of) FROM cdp.profile_refreshes r);
 
 CREATE VIEW cdp.profile_snapshot_list AS
-SELECT r.as_of, r.refreshed_at, r.persons, r.unattributed, r.orders, r.currency, r.person_match,
+SELECT r.as_of, r.refreshed_at, r.persons, r.unattributed, r.orders, r.ignored_rows, r.currency, r.person_match,
        r.orders_relation
   FROM cdp.profile_refreshes r;
 
@@ -597,6 +602,7 @@ COMMENT ON COLUMN cdp.profile_snapshot_list.refreshed_at IS 'when cdp.refresh_pr
 COMMENT ON COLUMN cdp.profile_snapshot_list.persons IS 'profiles in the snapshot';
 COMMENT ON COLUMN cdp.profile_snapshot_list.unattributed IS 'profiles counted under their own customer key because no person was found';
 COMMENT ON COLUMN cdp.profile_snapshot_list.orders IS 'positive orders over all profiles';
+COMMENT ON COLUMN cdp.profile_snapshot_list.ignored_rows IS 'order rows at or before as_of left out: NULL amount, or neither customer key nor person';
 COMMENT ON COLUMN cdp.profile_snapshot_list.currency IS 'the single currency of the orders when a currency column is configured';
 COMMENT ON COLUMN cdp.profile_snapshot_list.person_match IS 'how orders found their person: identity_map, identifier or customer';
 COMMENT ON COLUMN cdp.profile_snapshot_list.orders_relation IS 'the orders table or view read';
