@@ -72,6 +72,7 @@ extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
     std::vector<std::pair<int32_t, int32_t>> new_pairs;
     ingest(relation, full_rebuild, config, interrupts, memory, phases, skipped, read, new_links, hwm, has_hwm, graph,
            staged, new_pairs);
+    const int jit_level = begin_jit_off();  // the rest reads and writes only pg_cdp's tables
     bool done = false;
     if (staged) {
       // Unchanged rules since the previous run: only the part of the graph the new links touch.
@@ -90,6 +91,7 @@ extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
     if (!done)
       recompute(run_id, config, interrupts, memory, phases, skipped, read, new_links, has_hwm, hwm, std::move(graph),
                 fingerprint);
+    end_jit_off(jit_level);
     disconnect();
     PG_RETURN_VOID();
   });
