@@ -59,7 +59,7 @@ struct IngestLink {  // one observation row: 16 bytes (first/last seen are merge
 void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
             Phases& phases, Skipped& skipped, int64_t& read, int64_t& new_links, int64_t& high_water_mark,
             bool& has_hwm, std::unique_ptr<IdentityGraph>& reuse, std::unique_ptr<IdentityGraph>& staged_out,
-            std::vector<std::pair<int32_t, int32_t>>& new_pairs) {
+            std::vector<NewLink>& new_pairs) {
   const std::string name = relation_name(relation);
   validate_columns(relation, name);
 
@@ -179,10 +179,22 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
          std::to_string(skipped.null_field + skipped.empty + skipped.too_long) + " skipped) in " +
          std::to_string(phases.ms.back().second) + " ms");
 
-  // Sorted so that a link read twice is adjacent (merged when written, below).
-  std::sort(links.begin(), links.end(), [](const IngestLink& a, const IngestLink& b) {
-    return a.record != b.record ? a.record < b.record : a.identifier < b.identifier;
-  });
+  // Sorted so that a link read twice is adjacent (merged when written, below). An incremental run appends
+  // into a table whose index (hashtext(source_key)) is kept row by row: records in that index's order put
+  // consecutive entries on the same leaf pages instead of a random leaf per link.
+  if (full_rebuild) {
+    std::sort(links.begin(), links.end(), [](const IngestLink& a, const IngestLink& b) {
+      return a.record != b.record ? a.record < b.record : a.identifier < b.identifier;
+    });
+  } else {
+    std::vector<int32_t> key_hash(staged.record_count());
+    for (int32_t r = 0; r < staged.record_count(); ++r) key_hash[r] = hashtext_of(staged.record_key(r));
+    std::sort(links.begin(), links.end(), [&](const IngestLink& a, const IngestLink& b) {
+      if (a.record != b.record)
+        return key_hash[a.record] != key_hash[b.record] ? key_hash[a.record] < key_hash[b.record] : a.record < b.record;
+      return a.identifier < b.identifier;
+    });
+  }
   spi_run("SELECT EXISTS (SELECT FROM cdp.identity_tombstones)::int4::int8");
   const bool tombstones = result_int64(0, 1) != 0;
   if (full_rebuild) {
@@ -262,7 +274,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     if (to_graph)
       staged.add_link(link.record, link.identifier, link.first_seen, link.last_seen);
     else if (!full_rebuild)
-      new_pairs.emplace_back(link.record, link.identifier);
+      new_pairs.push_back(NewLink{link.record, link.identifier, link.first_seen, link.last_seen});
   }
   std::vector<IngestLink>().swap(links);
   appender.finish();
