@@ -108,6 +108,7 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
               {int8_param(first_new_id + graph.new_ids_needed() - 1)});
   }
   graph.assign_ids(first_new_id);
+  graph.release_resolving_state();  // what remains is what the writes read
   stats = graph.stats();
   phases.lap("resolve");
   notice("merge_identities: resolved " + std::to_string(stats.links) + " links between " +
