@@ -66,16 +66,26 @@ int32_t StringInterner::intern(std::string_view key) {
   }
   if (hashes_.size() >= static_cast<std::size_t>(INT32_MAX - 1))
     throw Error(sqlstate::kProgramLimitExceeded, "identity merge supports at most 2147483646 records and identifiers");
+  // 32-bit offsets (4 bytes per string instead of 8): the keys of one kind, each stored once, must fit in 4 GB.
+  if (arena_.size() + key.size() > UINT32_MAX)
+    throw Error(sqlstate::kProgramLimitExceeded,
+                "identity merge supports at most 4294967295 bytes of distinct record keys, and as many of "
+                "distinct identifier values, per run");
   const int32_t index = size();
-  arena_.insert(arena_.end(), key.begin(), key.end());
-  offsets_.push_back(arena_.size());
+  arena_.append(key.begin(), key.end());
+  offsets_.push_back(static_cast<uint32_t>(arena_.size()));
   hashes_.push_back(h);
   slots_[slot] = index;
   return index;
 }
 
+void StringInterner::release_lookup() {
+  hashes_.release();
+  std::vector<int32_t>().swap(slots_);
+}
+
 std::size_t StringInterner::memory_bytes() const {
-  return arena_.capacity() + offsets_.capacity() * sizeof(uint64_t) + hashes_.capacity() * sizeof(uint64_t) +
+  return arena_.memory_bytes() + offsets_.memory_bytes() + hashes_.memory_bytes() +
          slots_.capacity() * sizeof(int32_t);
 }
 
@@ -146,10 +156,8 @@ int32_t IdentityGraph::find_identifier(int type, std::string_view value) const {
 }
 
 void IdentityGraph::add_link(int32_t record, int32_t identifier, int64_t first_seen, int64_t last_seen) {
-  link_record_.push_back(record);
-  link_identifier_.push_back(identifier);
-  first_seen_[identifier] = std::min(first_seen_[identifier], first_seen);
-  last_seen_[identifier] = std::max(last_seen_[identifier], last_seen);
+  link_pairs_.push_back(static_cast<uint64_t>(record) << 32 | static_cast<uint32_t>(identifier));
+  note_seen(identifier, first_seen, last_seen);
 }
 
 void IdentityGraph::set_identifier_totals(int32_t identifier, int64_t records, int64_t first_seen, int64_t last_seen) {
@@ -204,8 +212,9 @@ int64_t IdentityGraph::identifier_person(int32_t identifier) const {
 
 std::size_t IdentityGraph::memory_bytes() const {
   auto bytes = [](const auto& v) { return v.capacity() * sizeof(v[0]); };
-  return records_.memory_bytes() + identifiers_.memory_bytes() + bytes(previous_) + bytes(reason_) +
-         bytes(first_seen_) + bytes(last_seen_) + bytes(total_records_) + bytes(link_record_) + bytes(link_identifier_) + bytes(offsets_) +
+  return records_.memory_bytes() + identifiers_.memory_bytes() + previous_.memory_bytes() + reason_.memory_bytes() +
+         first_seen_.memory_bytes() + last_seen_.memory_bytes() + bytes(total_records_) + link_pairs_.memory_bytes() +
+         bytes(offsets_) +
          bytes(adjacent_) + bytes(cut_) + bytes(parent_) + bytes(size_) + bytes(limited_head_) +
          bytes(limited_next_) + bytes(limited_identifier_) + bytes(anchor_) + bytes(component_order_) +
          bytes(person_of_root_) + bytes(persons_) + bytes(cuts_) + bytes(events_);
@@ -214,18 +223,17 @@ std::size_t IdentityGraph::memory_bytes() const {
 void IdentityGraph::build_adjacency() {
   const int32_t n_ident = identifiers_.size();
   offsets_.assign(n_ident + 1, 0);
-  for (int32_t identifier : link_identifier_) ++offsets_[identifier + 1];
+  for (uint64_t pair : link_pairs_) ++offsets_[static_cast<uint32_t>(pair) + 1];
   for (int32_t i = 0; i < n_ident; ++i) offsets_[i + 1] += offsets_[i];
-  adjacent_.resize(link_record_.size());
+  adjacent_.resize(link_pairs_.size());
   {
     std::vector<int64_t> fill(offsets_.begin(), offsets_.end() - 1);
-    for (std::size_t l = 0; l < link_record_.size(); ++l) {
-      adjacent_[fill[link_identifier_[l]]++] = link_record_[l];
+    for (uint64_t pair : link_pairs_) {
+      adjacent_[fill[static_cast<uint32_t>(pair)]++] = static_cast<int32_t>(pair >> 32);
       ticks().tick();
     }
   }
-  std::vector<int32_t>().swap(link_record_);
-  std::vector<int32_t>().swap(link_identifier_);
+  link_pairs_.release();
   // Canonical record order inside each identifier; duplicates (the same link twice) dropped.
   int64_t write = 0;
   for (int32_t i = 0; i < n_ident; ++i) {
@@ -459,6 +467,18 @@ void IdentityGraph::assign_ids(int64_t first_new_id) {
     ++stats_.previous_records;
     if (previous_[r] != person_of_root_[parent_[r]]) ++stats_.changed_records;
   }
+}
+
+void IdentityGraph::release_resolving_state() {
+  records_.release_lookup();
+  identifiers_.release_lookup();
+  std::vector<int32_t>().swap(adjacent_);
+  std::vector<uint8_t>().swap(cut_);
+  std::vector<int32_t>().swap(size_);
+  std::vector<int32_t>().swap(limited_head_);
+  std::vector<int32_t>().swap(limited_next_);
+  std::vector<int32_t>().swap(limited_identifier_);
+  std::vector<int32_t>().swap(component_order_);
 }
 
 // The identifier named in merge_history: for a merge, the first identifier (in linking order) whose

@@ -5,6 +5,7 @@
 
 #include "core/identity_normalize.h"
 #include "core/interrupt.h"
+#include "core/pod_array.h"
 
 #include <cstdint>
 #include <string>
@@ -22,19 +23,23 @@ class StringInterner {
  public:
   int32_t intern(std::string_view key);     // index of key, inserting it when new
   int32_t find(std::string_view key) const;  // -1 when absent
+  StringInterner() { offsets_.push_back(0); }
   std::string_view at(int32_t index) const {
     return std::string_view(arena_.data() + offsets_[index], offsets_[index + 1] - offsets_[index]);
   }
   uint64_t hash(int32_t index) const { return hashes_[index]; }
-  int32_t size() const { return static_cast<int32_t>(hashes_.size()); }
+  int32_t size() const { return static_cast<int32_t>(offsets_.size() - 1); }
   std::size_t memory_bytes() const;
   void reserve(std::size_t count, std::size_t bytes);
+  // Frees the hash table and the hashes; at() and size() keep working, intern/find/hash must not be called.
+  void release_lookup();
 
  private:
   void grow();
-  std::vector<char> arena_;
-  std::vector<uint64_t> offsets_{0};
-  std::vector<uint64_t> hashes_;
+  // PodArray: grown by realloc, only what is written is resident (pod_array.h).
+  PodArray<char> arena_;
+  PodArray<uint32_t> offsets_;  // string i is arena_[offsets_[i], offsets_[i + 1])
+  PodArray<uint64_t> hashes_;
   std::vector<int32_t> slots_;  // -1 = empty
 };
 
@@ -87,9 +92,16 @@ class IdentityGraph {
   int32_t add_identifier(int type, std::string_view value, bool valid);
   int32_t find_identifier(int type, std::string_view value) const;
   void add_link(int32_t record, int32_t identifier, int64_t first_seen, int64_t last_seen);
-  void reserve_links(std::size_t links) {  // room for this many links (no doubling past it)
-    link_record_.reserve(links);
-    link_identifier_.reserve(links);
+  void reserve_links(std::size_t links) { link_pairs_.reserve(links); }  // room for this many links
+  // Links written elsewhere as record << 32 | identifier (the reader compacts them into its own buffer),
+  // with their identifiers' first/last seen already merged by note_seen; replaces the links added so far.
+  void adopt_links(PodArray<uint64_t> pairs) {
+    link_pairs_ = std::move(pairs);
+    link_pairs_.shrink_to_fit();
+  }
+  void note_seen(int32_t identifier, int64_t first_seen, int64_t last_seen) {
+    if (first_seen < first_seen_[identifier]) first_seen_[identifier] = first_seen;
+    if (last_seen > last_seen_[identifier]) last_seen_[identifier] = last_seen;
   }
   void set_previous_person(int32_t record, int64_t person_id) { previous_[record] = person_id; }
   // For a value of which only some records are loaded (an incremental run's subgraph): its true number of
@@ -101,6 +113,10 @@ class IdentityGraph {
   // How many never-used person ids assign_ids needs; it then numbers them first_new_id, +1, ...
   int64_t new_ids_needed() const { return new_components_; }
   void assign_ids(int64_t first_new_id);
+  // After assign_ids, frees what only resolving needs (the string hash tables and hashes, the adjacency,
+  // union sizes, limited-value lists): a run writes its results with ~25 bytes per link less resident.
+  // The result accessors keep working; add_*, find_*, resolve and assign_ids must not be called again.
+  void release_resolving_state();
 
   // Results (after assign_ids).
   int32_t record_count() const { return records_.size(); }
@@ -147,11 +163,11 @@ class IdentityGraph {
 
   StringInterner records_;      // source '\0' source_key
   StringInterner identifiers_;  // one byte type index + normalised value
-  std::vector<int64_t> previous_;
-  std::vector<uint8_t> reason_;
-  std::vector<int64_t> first_seen_, last_seen_;
+  PodArray<int64_t> previous_;
+  PodArray<uint8_t> reason_;
+  PodArray<int64_t> first_seen_, last_seen_;
   std::vector<int64_t> total_records_;  // per identifier, 0 = all its records are loaded (set_identifier_totals)
-  std::vector<int32_t> link_record_, link_identifier_;  // raw links, released after build_adjacency
+  PodArray<uint64_t> link_pairs_;  // raw links, record << 32 | identifier, released after build_adjacency
 
   // After resolve.
   std::vector<int64_t> offsets_;         // identifier -> range in adjacent_

@@ -69,9 +69,10 @@ extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
     int64_t read = 0, new_links = 0, hwm = 0;
     bool has_hwm = false;
     std::unique_ptr<cdp::identity::IdentityGraph> graph, staged;
-    std::vector<std::pair<int32_t, int32_t>> new_pairs;
+    std::vector<NewLink> new_pairs;
     ingest(relation, full_rebuild, config, interrupts, memory, phases, skipped, read, new_links, hwm, has_hwm, graph,
            staged, new_pairs);
+    const int jit_level = begin_jit_off();  // the rest reads and writes only pg_cdp's tables
     bool done = false;
     if (staged) {
       // Unchanged rules since the previous run: only the part of the graph the new links touch.
@@ -90,6 +91,7 @@ extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
     if (!done)
       recompute(run_id, config, interrupts, memory, phases, skipped, read, new_links, has_hwm, hwm, std::move(graph),
                 fingerprint);
+    end_jit_off(jit_level);
     disconnect();
     PG_RETURN_VOID();
   });

@@ -93,6 +93,12 @@ struct Previous {
   const std::vector<int64_t>* component_persons = nullptr;  // incremental subgraph: the persons it covers
 };
 
+// A distinct link an incremental run stored (indexes into the staged graph of the run's observations).
+struct NewLink {
+  int32_t record, identifier;
+  int64_t first_seen, last_seen;
+};
+
 // Totals of the latest successful run (merge or erasure), which an incremental run adjusts.
 struct PreviousRun {
   bool found = false;
@@ -105,6 +111,9 @@ struct PreviousRun {
 void connect();
 void disconnect();
 Interrupts pg_interrupts();
+// jit = off until end_jit_off(level) (or the end of the transaction on error): pg_cdp's own statements.
+int begin_jit_off();
+void end_jit_off(int level);
 // Normalises (type, raw value) with the stored rules; throws 22023 for an unknown type.
 identity::Normalised normalise_one(const Config& config, std::string_view type_name, std::string_view raw,
                                    int* type_out = nullptr);
@@ -116,7 +125,7 @@ void require_args(FunctionCallInfo fcinfo, int count, const char* what);
 void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
             Phases& phases, Skipped& skipped, int64_t& read, int64_t& new_links, int64_t& high_water_mark,
             bool& has_hwm, std::unique_ptr<IdentityGraph>& reuse, std::unique_ptr<IdentityGraph>& staged_out,
-            std::vector<std::pair<int32_t, int32_t>>& new_pairs);
+            std::vector<NewLink>& new_pairs);
 
 // identity_write.cpp
 void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
@@ -135,7 +144,7 @@ std::string rules_fingerprint();
 PreviousRun previous_run(int64_t run_id);
 bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
                       Phases& phases, const IdentityGraph& staged,
-                      const std::vector<std::pair<int32_t, int32_t>>& new_pairs, const PreviousRun& prev,
+                      const std::vector<NewLink>& new_pairs, const PreviousRun& prev,
                       identity::ResolveStats& totals, int64_t& resolved_links);
 
 // identity.cpp

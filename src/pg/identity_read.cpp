@@ -59,7 +59,7 @@ struct IngestLink {  // one observation row: 16 bytes (first/last seen are merge
 void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
             Phases& phases, Skipped& skipped, int64_t& read, int64_t& new_links, int64_t& high_water_mark,
             bool& has_hwm, std::unique_ptr<IdentityGraph>& reuse, std::unique_ptr<IdentityGraph>& staged_out,
-            std::vector<std::pair<int32_t, int32_t>>& new_pairs) {
+            std::vector<NewLink>& new_pairs) {
   const std::string name = relation_name(relation);
   validate_columns(relation, name);
 
@@ -88,7 +88,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   reuse = std::make_unique<IdentityGraph>(config.types, &interrupts);
   IdentityGraph& staged = *reuse;
   identity::ValueNormaliser normaliser(config.phone_region);
-  std::vector<IngestLink> links;
+  PodArray<IngestLink> links;  // grown by realloc: no copy, no slack resident (core/pod_array.h)
   std::set<std::string> unknown_types;
   identity::Normalised normalised;
   // Phones: libphonenumber takes ~20 us per number and one number repeats on many records, written in a
@@ -103,7 +103,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   for_each_row(sql.c_str(), params, {true, true, true, true, false}, [&](const RowView& row) {
     ++read;
     if ((++rows_seen & 16383) == 0)
-      memory.check(staged.memory_bytes() + links.capacity() * sizeof(IngestLink) + phone_raw.memory_bytes() +
+      memory.check(staged.memory_bytes() + links.memory_bytes() + phone_raw.memory_bytes() +
                    phone_identifier.capacity() * sizeof(int32_t));
     const TextCell &source = row.cell(0), &key = row.cell(1), &type_name = row.cell(2), &value = row.cell(3);
     if (source.is_null() || key.is_null() || type_name.is_null() || value.is_null() || row.is_null(4)) {
@@ -164,7 +164,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     const int32_t record = staged.add_record(source.view(), key.view());
     links.push_back(IngestLink{record, identifier, at});
   });
-  memory.check(staged.memory_bytes() + links.capacity() * sizeof(IngestLink) + phone_raw.memory_bytes() +
+  memory.check(staged.memory_bytes() + links.memory_bytes() + phone_raw.memory_bytes() +
                phone_identifier.capacity() * sizeof(int32_t));
   if (!unknown_types.empty()) {
     std::string list;
@@ -179,10 +179,22 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
          std::to_string(skipped.null_field + skipped.empty + skipped.too_long) + " skipped) in " +
          std::to_string(phases.ms.back().second) + " ms");
 
-  // Sorted so that a link read twice is adjacent (merged when written, below).
-  std::sort(links.begin(), links.end(), [](const IngestLink& a, const IngestLink& b) {
-    return a.record != b.record ? a.record < b.record : a.identifier < b.identifier;
-  });
+  // Sorted so that a link read twice is adjacent (merged when written, below). An incremental run appends
+  // into a table whose index (hashtext(source_key)) is kept row by row: records in that index's order put
+  // consecutive entries on the same leaf pages instead of a random leaf per link.
+  if (full_rebuild) {
+    std::sort(links.begin(), links.end(), [](const IngestLink& a, const IngestLink& b) {
+      return a.record != b.record ? a.record < b.record : a.identifier < b.identifier;
+    });
+  } else {
+    std::vector<int32_t> key_hash(staged.record_count());
+    for (int32_t r = 0; r < staged.record_count(); ++r) key_hash[r] = hashtext_of(staged.record_key(r));
+    std::sort(links.begin(), links.end(), [&](const IngestLink& a, const IngestLink& b) {
+      if (a.record != b.record)
+        return key_hash[a.record] != key_hash[b.record] ? key_hash[a.record] < key_hash[b.record] : a.record < b.record;
+      return a.identifier < b.identifier;
+    });
+  }
   spi_run("SELECT EXISTS (SELECT FROM cdp.identity_tombstones)::int4::int8");
   const bool tombstones = result_int64(0, 1) != 0;
   if (full_rebuild) {
@@ -225,7 +237,10 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   const bool direct = !tombstones && appender.usable();
   const bool to_graph = full_rebuild && !tombstones;
   if (!full_rebuild) new_pairs.reserve(links.size());
-  if (to_graph) staged.reserve_links(links.size());
+  // The graph's links (record << 32 | identifier) are compacted into the front of `links` itself as it is
+  // read (distinct link w is written at bytes [8w, 8w + 8), never past link i >= w still to be read), then
+  // handed to the graph: no second array of links is held at the same time.
+  uint64_t* compacted = to_graph ? reinterpret_cast<uint64_t*>(links.data()) : nullptr;
   int64_t distinct = 0;
   for (std::size_t i = 0; i < links.size();) {
     struct {
@@ -235,6 +250,10 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     for (++i; i < links.size() && links[i].record == link.record && links[i].identifier == link.identifier; ++i) {
       link.first_seen = std::min(link.first_seen, links[i].at);
       link.last_seen = std::max(link.last_seen, links[i].at);
+    }
+    if (to_graph) {
+      compacted[distinct] = static_cast<uint64_t>(link.record) << 32 | static_cast<uint32_t>(link.identifier);
+      staged.note_seen(link.identifier, link.first_seen, link.last_seen);
     }
     ++distinct;
     if ((distinct & 4095) == 0) interrupts.tick();
@@ -259,12 +278,13 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
       batch.int8(6, link.last_seen);
       batch.row_done();
     }
-    if (to_graph)
-      staged.add_link(link.record, link.identifier, link.first_seen, link.last_seen);
-    else if (!full_rebuild)
-      new_pairs.emplace_back(link.record, link.identifier);
+    if (!full_rebuild)
+      new_pairs.push_back(NewLink{link.record, link.identifier, link.first_seen, link.last_seen});
   }
-  std::vector<IngestLink>().swap(links);
+  if (to_graph)
+    staged.adopt_links(links.reinterpret_as<uint64_t>(static_cast<std::size_t>(distinct)));
+  else
+    links.release();
   appender.finish();
   batch.flush();
   new_links = tombstones ? batch.sum(1) : static_cast<int64_t>(batch.total()) + appender.rows();

@@ -113,6 +113,12 @@ inline SpiArg text_array_param(const std::vector<std::string_view>& values) {
   return SpiArg{TEXTARRAYOID, d, false};
 }
 
+// pg_catalog.hashtext(text) of a value under a deterministic collation (the key of identity_links_key_idx):
+// hash_any over the bytes, which never raises an error.
+inline int32_t hashtext_of(std::string_view bytes) {
+  return DatumGetInt32(hash_any(reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size())));
+}
+
 inline void notice(const std::string& message) {
   pg_call([&] { ereport(NOTICE, (errmsg("%s", message.c_str()))); });
 }

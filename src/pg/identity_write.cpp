@@ -108,6 +108,7 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
               {int8_param(first_new_id + graph.new_ids_needed() - 1)});
   }
   graph.assign_ids(first_new_id);
+  graph.release_resolving_state();  // what remains is what the writes read
   stats = graph.stats();
   phases.lap("resolve");
   notice("merge_identities: resolved " + std::to_string(stats.links) + " links between " +
@@ -149,12 +150,15 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     // Into an empty table nothing can conflict: append directly instead of INSERT ... ON CONFLICT.
     RowWriter appender("identity_map", 3, kMapTypes, previous_map_rows == 0 && config.bulk_index_first_load);
     const bool bulk = previous_map_rows == 0 && appender.usable();
+    // A record without a previous person has no row (every stored row was read into previous_person or
+    // `removed`): it is appended too, with its index entries, instead of INSERT ... ON CONFLICT.
+    const bool append_new = appender.usable();
     // Key order also makes the primary key's build after a first load a single pass (presorted input).
     std::sort(changed.begin(), changed.end(),
               [&](int32_t a, int32_t b) { return graph.record_bytes(a) < graph.record_bytes(b); });
     for (int32_t record : changed) {
       const int64_t person = graph.record_person(record);
-      if (bulk) {
+      if (bulk || (append_new && graph.previous_person(record) == 0)) {
         appender.repeated_text(0, graph.record_source(record));
         appender.text(1, graph.record_key(record));
         appender.int8(2, person);
@@ -210,10 +214,13 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     }
     RowWriter appender("persons", 5, kPersonTypes, persons_empty && config.bulk_index_first_load);
     const bool bulk = persons_empty && appender.usable();
-    const int64_t created_at = bulk ? pg_call([]() -> int64_t { return GetCurrentTransactionStartTimestamp(); }) : 0;
+    // An id no record had before is new (ids are never reused), so it has no row: appended.
+    const bool append_new = appender.usable();
+    const int64_t created_at =
+        append_new ? pg_call([]() -> int64_t { return GetCurrentTransactionStartTimestamp(); }) : 0;
     for (int64_t id : touched) {
       const int64_t n = records_of(id);
-      if (bulk) {
+      if (bulk || (append_new && n >= 0 && !std::binary_search(previous_ids.begin(), previous_ids.end(), id))) {
         if (n < 0) continue;
         appender.int8(0, id);
         appender.int8(1, created_at);  // the column default, now()
@@ -273,6 +280,9 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     RowWriter appender("person_identifiers", 8, kIdentifierTypes,
                        previous_identifier_rows == 0 && config.bulk_index_first_load);
     const bool bulk = previous_identifier_rows == 0 && appender.usable();
+    // A value without a stored row (previous_row 0: every stored row was read, or listed as gone) is
+    // appended with its index entries instead of INSERT ... ON CONFLICT.
+    const bool append_new = appender.usable();
     // The fingerprint of each row as it would be written; only rows that differ from the stored one go out.
     auto fingerprint_of = [&](int32_t identifier) {
       std::string fingerprint = std::to_string(graph.identifier_person(identifier)) + '/' +
@@ -295,7 +305,7 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
       const char* reason = identity::reason_name(graph.identifier_reason(identifier));
       const int64_t records = graph.identifier_records(identifier);
       const int64_t first = graph.identifier_first_seen(identifier), last = graph.identifier_last_seen(identifier);
-      if (bulk) {
+      if (bulk || (append_new && previous_row[identifier] == 0)) {
         appender.repeated_text(0, graph.types()[graph.identifier_type(identifier)].name);
         appender.text(1, graph.identifier_value(identifier));
         if (person) appender.int8(2, person); else appender.null(2);

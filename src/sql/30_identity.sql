@@ -233,13 +233,17 @@ COMMENT ON COLUMN cdp.merge_runs.resolved_links IS
   'Identity merge: links the run re-resolved (all of them in a full recompute, the touched part in an incremental run)';
 COMMENT ON SEQUENCE cdp.merge_runs_run_id_seq IS 'Identity merge: run ids of cdp.merge_runs';
 
+-- persons and person_identifiers keep 10% of each page free (fillfactor 90): an incremental run updates
+-- rows whose indexed columns do not change (a person's record count, a value's record count and last_seen),
+-- and with room on the page PostgreSQL does that as a HOT update, without new index entries: upserts of such
+-- rows took less than half the time. identity_map's updates change its indexed person_id, so it stays full.
 CREATE TABLE cdp.persons (
   person_id    bigint PRIMARY KEY,
   created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
   first_run    bigint NOT NULL,
   last_changed_run bigint NOT NULL,
   records      bigint NOT NULL
-);
+) WITH (fillfactor = 90);
 COMMENT ON TABLE cdp.persons IS
   'Identity merge: one row per person; ids come from cdp.person_id_seq and are never reused';
 
@@ -265,7 +269,7 @@ CREATE TABLE cdp.person_identifiers (
   first_seen timestamptz,
   last_seen  timestamptz,
   PRIMARY KEY (id_type, id_value)
-);
+) WITH (fillfactor = 90);
 CREATE INDEX person_identifiers_person_idx ON cdp.person_identifiers (person_id);
 COMMENT ON TABLE cdp.person_identifiers IS
   'Identity merge: every normalised identifier value, the person it belongs to (NULL when excluded), how many records carry it, first/last seen, and why it links nobody (invalid, blocklist, hub, conflict_cut)';

@@ -314,3 +314,85 @@ TEST(IdentityResolve, SuppliedTotalsDecideTheHubCapAndAreReported) {
     }
   }
 }
+
+// The reader hands its compacted links over with adopt_links (+ note_seen for first/last seen): the
+// graph must resolve exactly as when every link is added with add_link.
+TEST(IdentityGraph, AdoptedLinksResolveLikeAddedLinks) {
+  std::mt19937 rng(7);
+  std::vector<Obs> obs;
+  for (int i = 0; i < 3000; ++i) {
+    const int person = static_cast<int>(rng() % 400);
+    obs.push_back({"web", "s" + std::to_string(rng() % 2500), "anonymous_id", "c" + std::to_string(person)});
+    if (rng() % 3 == 0) obs.push_back({"shop", "o" + std::to_string(i), "email", "p" + std::to_string(person) + "@x.com"});
+    if (rng() % 7 == 0) obs.push_back({"shop", "o" + std::to_string(i), "customer_id", std::to_string(rng() % 300)});
+  }
+  IdentityGraph added(default_types()), adopted(default_types());
+  cdp::PodArray<uint64_t> pairs;
+  for (std::size_t n = 0; n < obs.size(); ++n) {
+    const Obs& o = obs[n];
+    const int64_t seen = static_cast<int64_t>(n % 97);
+    int32_t r = added.add_record(o.source, o.key);
+    int32_t i = added.add_identifier(added.type_index(o.type), o.value, true);
+    added.add_link(r, i, seen, seen + 5);
+    r = adopted.add_record(o.source, o.key);
+    i = adopted.add_identifier(adopted.type_index(o.type), o.value, true);
+    adopted.note_seen(i, seen, seen + 5);
+    pairs.push_back(static_cast<uint64_t>(r) << 32 | static_cast<uint32_t>(i));
+  }
+  adopted.adopt_links(std::move(pairs));
+  for (IdentityGraph* g : {&added, &adopted}) {
+    g->resolve(Blocklist{});
+    g->assign_ids(1);
+  }
+  ASSERT_EQ(added.record_count(), adopted.record_count());
+  ASSERT_EQ(added.identifier_count(), adopted.identifier_count());
+  for (int32_t r = 0; r < added.record_count(); ++r) ASSERT_EQ(added.record_person(r), adopted.record_person(r));
+  for (int32_t i = 0; i < added.identifier_count(); ++i) {
+    ASSERT_EQ(added.identifier_person(i), adopted.identifier_person(i));
+    ASSERT_EQ(added.identifier_records(i), adopted.identifier_records(i));
+    ASSERT_EQ(added.identifier_first_seen(i), adopted.identifier_first_seen(i));
+    ASSERT_EQ(added.identifier_last_seen(i), adopted.identifier_last_seen(i));
+    ASSERT_EQ(added.identifier_reason(i), adopted.identifier_reason(i));
+  }
+  EXPECT_EQ(added.cuts().size(), adopted.cuts().size());
+  EXPECT_GT(added.cuts().size(), 0u);  // customer_id limits were exercised
+}
+
+// What resolving alone needs is freed before the results are written; the results stay readable.
+TEST(IdentityGraph, ReleasingResolvingStateKeepsResults) {
+  std::vector<Obs> obs = {{"web", "s1", "anonymous_id", "c1"}, {"web", "s2", "anonymous_id", "c1"},
+                          {"shop", "o1", "email", "a@x.com"},  {"web", "s2", "email", "a@x.com"},
+                          {"shop", "o2", "customer_id", "1"},  {"shop", "o3", "customer_id", "2"},
+                          {"shop", "o2", "email", "b@x.com"},  {"shop", "o3", "email", "b@x.com"}};
+  IdentityGraph* graph = nullptr;
+  resolve(obs, Blocklist{}, {}, &graph);
+  std::vector<int64_t> person, id_person, id_records;
+  std::vector<std::string> record_bytes, identifier_bytes;
+  for (int32_t r = 0; r < graph->record_count(); ++r) {
+    person.push_back(graph->record_person(r));
+    record_bytes.emplace_back(graph->record_bytes(r));
+  }
+  for (int32_t i = 0; i < graph->identifier_count(); ++i) {
+    id_person.push_back(graph->identifier_person(i));
+    id_records.push_back(graph->identifier_records(i));
+    identifier_bytes.emplace_back(graph->identifier_bytes(i));
+  }
+  const std::size_t cuts = graph->cuts().size(), persons = graph->persons().size(), before = graph->memory_bytes();
+  graph->release_resolving_state();
+  EXPECT_LT(graph->memory_bytes(), before);
+  ASSERT_EQ(graph->record_count(), static_cast<int32_t>(person.size()));
+  ASSERT_EQ(graph->identifier_count(), static_cast<int32_t>(id_person.size()));
+  for (int32_t r = 0; r < graph->record_count(); ++r) {
+    EXPECT_EQ(graph->record_person(r), person[r]);
+    EXPECT_EQ(graph->record_bytes(r), record_bytes[r]);
+  }
+  for (int32_t i = 0; i < graph->identifier_count(); ++i) {
+    EXPECT_EQ(graph->identifier_person(i), id_person[i]);
+    EXPECT_EQ(graph->identifier_records(i), id_records[i]);
+    EXPECT_EQ(graph->identifier_bytes(i), identifier_bytes[i]);
+  }
+  EXPECT_EQ(graph->cuts().size(), cuts);
+  EXPECT_EQ(cuts, 1u);  // b@x.com cannot join customer ids 1 and 2
+  EXPECT_EQ(graph->persons().size(), persons);
+  delete graph;
+}
