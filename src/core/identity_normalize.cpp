@@ -53,26 +53,83 @@ Outcome normalise_email(std::string_view raw, std::string& out) {
   return Outcome::kOk;
 }
 
-Outcome normalise_phone(std::string_view raw, const std::string& region, std::string& out) {
-  using i18n::phonenumbers::PhoneNumber;
-  using i18n::phonenumbers::PhoneNumberUtil;
+namespace {
+// Trim and the cheap pre-check shared by normalise_phone and PhoneMemo: false when the value is empty
+// (outcome kEmpty) or certainly invalid (kInvalid); out holds the trimmed value.
+bool phone_precheck(std::string_view raw, std::string& out, Outcome& outcome) {
   trim_into(raw, out);
-  if (out.empty()) return Outcome::kEmpty;
-  // Cheap pre-check: libphonenumber finds no number with fewer than two digits (its shortest viable
-  // number), so junk such as "n/a" or "-" skips the parse. Only ASCII is judged here (other scripts have
-  // digits of their own, e.g. full-width ones, which libphonenumber accepts).
+  if (out.empty()) {
+    outcome = Outcome::kEmpty;
+    return false;
+  }
+  // libphonenumber finds no number with fewer than two digits (its shortest viable number), so junk such
+  // as "n/a" or "-" skips the parse. Only ASCII is judged here (other scripts have digits of their own,
+  // e.g. full-width ones, which libphonenumber accepts).
   std::size_t digits = 0;
   bool ascii = true;
   for (const char c : out) {
     if (c >= '0' && c <= '9') ++digits;
     else if (static_cast<unsigned char>(c) >= 0x80) ascii = false;
   }
-  if (ascii && digits < 2) return Outcome::kInvalid;
-  static const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
+  if (ascii && digits < 2) {
+    outcome = Outcome::kInvalid;
+    return false;
+  }
+  return true;
+}
+const i18n::phonenumbers::PhoneNumberUtil* phone_util() {
+  static const i18n::phonenumbers::PhoneNumberUtil* util = i18n::phonenumbers::PhoneNumberUtil::GetInstance();
+  return util;
+}
+}  // namespace
+
+Outcome normalise_phone(std::string_view raw, const std::string& region, std::string& out) {
+  using i18n::phonenumbers::PhoneNumber;
+  using i18n::phonenumbers::PhoneNumberUtil;
+  Outcome outcome;
+  if (!phone_precheck(raw, out, outcome)) return outcome;
+  const PhoneNumberUtil* util = phone_util();
   PhoneNumber number;
   if (util->Parse(out, region, &number) != PhoneNumberUtil::NO_PARSING_ERROR || !util->IsValidNumber(number))
     return Outcome::kInvalid;
   util->Format(number, PhoneNumberUtil::E164, &out);
+  return Outcome::kOk;
+}
+
+PhoneMemo::PhoneMemo(std::string default_region) : region_(std::move(default_region)) {
+  boost::algorithm::to_upper(region_);
+}
+
+Outcome PhoneMemo::normalise(std::string_view raw, std::string& out) {
+  using i18n::phonenumbers::PhoneNumber;
+  using i18n::phonenumbers::PhoneNumberUtil;
+  Outcome outcome;
+  if (!phone_precheck(raw, out, outcome)) return outcome;
+  const PhoneNumberUtil* util = phone_util();
+  PhoneNumber number;
+  if (util->Parse(out, region_, &number) != PhoneNumberUtil::NO_PARSING_ERROR) return Outcome::kInvalid;
+  // Parse (unlike ParseAndKeepRawInput) keeps nothing of the spelling (no raw input, country code source
+  // or carrier code): the number is these fields, and IsValidNumber and E.164 formatting are functions of them.
+  key_.clear();
+  const int32_t country = number.country_code();
+  const uint64_t national = number.national_number();
+  const int32_t zeros = number.has_number_of_leading_zeros() ? number.number_of_leading_zeros() : -1;
+  const char flags = static_cast<char>((number.has_italian_leading_zero() ? 1 : 0) |
+                                       (number.italian_leading_zero() ? 2 : 0));
+  key_.append(reinterpret_cast<const char*>(&country), sizeof country);
+  key_.append(reinterpret_cast<const char*>(&national), sizeof national);
+  key_.append(reinterpret_cast<const char*>(&zeros), sizeof zeros);
+  key_.push_back(flags);
+  key_.append(number.extension());
+  auto it = formatted_.find(key_);
+  if (it == formatted_.end()) {
+    std::string e164;
+    if (util->IsValidNumber(number)) util->Format(number, PhoneNumberUtil::E164, &e164);
+    bytes_ += key_.capacity() + e164.capacity() + 64;  // two strings, the node and its bucket
+    it = formatted_.emplace(key_, std::move(e164)).first;
+  }
+  if (it->second.empty()) return Outcome::kInvalid;
+  out = it->second;
   return Outcome::kOk;
 }
 

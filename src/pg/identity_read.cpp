@@ -91,20 +91,26 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   PodArray<IngestLink> links;  // grown by realloc: no copy, no slack resident (core/pod_array.h)
   std::set<std::string> unknown_types;
   identity::Normalised normalised;
-  // Phones: libphonenumber takes ~20 us per number and one number repeats on many records, written in a
-  // few ways: each distinct raw value (per type) is normalised once and remembered as its identifier.
+  // Phones: libphonenumber takes ~25 us per number and one number repeats on many records, written in a
+  // few ways: each distinct raw value (per type) is normalised once and remembered as its identifier, and
+  // the validity check (half of the cost) runs once per parsed number (PhoneMemo).
   constexpr int32_t kSkipEmpty = -1, kSkipTooLong = -2;
+  identity::PhoneMemo phone_memo(config.phone_region);
   identity::StringInterner phone_raw;  // type byte + raw value
   std::vector<int32_t> phone_identifier;  // per phone_raw entry: identifier, or kSkipEmpty / kSkipTooLong
   std::string phone_key;
   std::string last_type_name;
   int last_type = -1;
+  // Rows of one record often come together (a table's identifier columns unpivoted): the previous row's
+  // record is reused without a hash lookup when (source, source_key) repeats.
+  std::string last_source, last_key;
+  int32_t last_record = -1;
   int64_t rows_seen = 0;
   for_each_row(sql.c_str(), params, {true, true, true, true, false}, [&](const RowView& row) {
     ++read;
     if ((++rows_seen & 16383) == 0)
       memory.check(staged.memory_bytes() + links.memory_bytes() + phone_raw.memory_bytes() +
-                   phone_identifier.capacity() * sizeof(int32_t));
+                   phone_identifier.capacity() * sizeof(int32_t) + phone_memo.memory_bytes());
     const TextCell &source = row.cell(0), &key = row.cell(1), &type_name = row.cell(2), &value = row.cell(3);
     if (source.is_null() || key.is_null() || type_name.is_null() || value.is_null() || row.is_null(4)) {
       ++skipped.null_field;
@@ -135,7 +141,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
       phone_key.append(value.view());
       const int32_t entry = phone_raw.intern(phone_key);
       if (entry == static_cast<int32_t>(phone_identifier.size())) {  // first time: normalise
-        normaliser.normalise(kind, value.view(), normalised);
+        normalised.outcome = phone_memo.normalise(value.view(), normalised.value);
         phone_identifier.push_back(
             normalised.outcome == identity::Outcome::kEmpty ? kSkipEmpty
             : normalised.value.size() > identity::kMaxValueBytes
@@ -161,11 +167,16 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     const int64_t at = static_cast<int64_t>(row.datum(4));
     high_water_mark = has_hwm ? std::max(high_water_mark, at) : at;
     has_hwm = true;
-    const int32_t record = staged.add_record(source.view(), key.view());
+    if (last_record < 0 || key.view() != last_key || source.view() != last_source) {
+      last_record = staged.add_record(source.view(), key.view());
+      last_source.assign(source.view());
+      last_key.assign(key.view());
+    }
+    const int32_t record = last_record;
     links.push_back(IngestLink{record, identifier, at});
   });
   memory.check(staged.memory_bytes() + links.memory_bytes() + phone_raw.memory_bytes() +
-               phone_identifier.capacity() * sizeof(int32_t));
+               phone_identifier.capacity() * sizeof(int32_t) + phone_memo.memory_bytes());
   if (!unknown_types.empty()) {
     std::string list;
     for (const std::string& t : unknown_types) list += (list.empty() ? "\"" : ", \"") + t + "\"";

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <random>
 #include <set>
@@ -118,6 +119,36 @@ TEST(IdentityNormalise, NormaliserNamesAndTrimLower) {
   n.normalise(Normaliser::kPhone, "\xef\xbc\x94\xef\xbc\x91\xef\xbc\x95 555 2671", out);  // full-width 415
   EXPECT_EQ(out.outcome, Outcome::kOk);
   EXPECT_EQ(out.value, "+14155552671");
+}
+
+// PhoneMemo remembers validity and E.164 per parsed number: every result (outcome and stored value,
+// the trimmed raw value when invalid) equals normalise_phone's, first time and from the memo.
+TEST(IdentityNormalise, PhoneMemoEqualsNormalisePhone) {
+  const std::vector<const char*> raws = {
+      "020 7946 0958", "+44 20 7946 0958", "0044 20 7946 0958", "(020) 7946-0958", "020-7946-0958",
+      "+442079460958", " 02079460958 ", "+44 (0)20 7946 0958", "020 7946 0958 ext. 12", "020 7946 0958 x3",
+      "+39 06 1234 5678", "+39 06 1234 5679", "0039 06 1234 5678", "+39 335 123 4567", "(415) 555-2671",
+      "+1 415.555.2671", "415 555 2671", "+1 415 555 2671 ext 7", "0000000000", "1234567890", "+44 0000 000000",
+      "12", "n/a", " - ", "", "  ", "call me", "tel:+1-415-555-2671", "07700 900123", "+44 7700 900123",
+      "\xef\xbc\x94\xef\xbc\x91\xef\xbc\x95 555 2671", "+49 30 123456", "030 123456", "+800 1234 5678",
+      "+882 1234 567890", "+1 800 FLOWERS", "1-800-356-9377", "01 23 45 67 89", "+33 1 23 45 67 89"};
+  for (const char* region : {"GB", "US", "it", "DE"}) {
+    PhoneMemo memo(region);
+    std::string upper = region;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    for (int pass = 0; pass < 2; ++pass) {
+      for (const char* raw : raws) {
+        std::string expected, got = "garbage";
+        const Outcome want = normalise_phone(raw, upper, expected);
+        EXPECT_EQ(memo.normalise(raw, got), want) << region << " " << raw;
+        if (want != Outcome::kEmpty) {
+          EXPECT_EQ(got, expected) << region << " " << raw;
+        }
+      }
+    }
+    EXPECT_LT(memo.numbers(), raws.size()) << region;  // spellings of one number share an entry
+    EXPECT_GT(memo.memory_bytes(), 0u);
+  }
 }
 
 TEST(IdentityNormalise, LikeMatching) {
