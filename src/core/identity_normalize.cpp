@@ -101,10 +101,49 @@ PhoneMemo::PhoneMemo(std::string default_region) : region_(std::move(default_reg
 }
 
 Outcome PhoneMemo::normalise(std::string_view raw, std::string& out) {
-  using i18n::phonenumbers::PhoneNumber;
-  using i18n::phonenumbers::PhoneNumberUtil;
   Outcome outcome;
   if (!phone_precheck(raw, out, outcome)) return outcome;
+  // Spellings made of digits, spaces, '-', '(', ')', '.' and at most one '+' before the first digit, with
+  // at least three digits and at most 250 bytes: libphonenumber drops the punctuation before it looks at
+  // the number (no extension, second number, letters or RFC 3966 parts can be written with these
+  // characters), so its result depends only on the '+' and the digits. Such spellings share one entry.
+  bool plain = out.size() <= 250;
+  bool plus = false;
+  int digits = 0;
+  spelled_key_.clear();
+  for (std::size_t i = 0; plain && i < out.size(); ++i) {
+    const char c = out[i];
+    if (c >= '0' && c <= '9') {
+      spelled_key_.push_back(c);
+      ++digits;
+    } else if (c == '+') {
+      plain = !plus && digits == 0;
+      plus = true;
+    } else {
+      plain = c == ' ' || c == '-' || c == '(' || c == ')' || c == '.';
+    }
+  }
+  plain = plain && digits >= 3;
+  if (plain) {
+    if (plus) spelled_key_.insert(spelled_key_.begin(), '+');
+    auto hit = spelled_.find(spelled_key_);
+    if (hit != spelled_.end()) {
+      if (hit->second.empty()) return Outcome::kInvalid;
+      out = hit->second;
+      return Outcome::kOk;
+    }
+  }
+  const Outcome result = parse_and_check(out);
+  if (plain) {
+    bytes_ += spelled_key_.capacity() + 32 + 64;
+    spelled_.emplace(spelled_key_, result == Outcome::kOk ? out : std::string());
+  }
+  return result;
+}
+
+Outcome PhoneMemo::parse_and_check(std::string& out) {
+  using i18n::phonenumbers::PhoneNumber;
+  using i18n::phonenumbers::PhoneNumberUtil;
   const PhoneNumberUtil* util = phone_util();
   PhoneNumber number;
   if (util->Parse(out, region_, &number) != PhoneNumberUtil::NO_PARSING_ERROR) return Outcome::kInvalid;

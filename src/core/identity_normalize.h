@@ -49,17 +49,25 @@ Outcome normalise_phone(std::string_view raw, const std::string& region, std::st
 
 // normalise_phone for many values of one run: libphonenumber's IsValidNumber (about half of the cost of a
 // phone) and the E.164 formatting are remembered per parsed number, so the spellings of one number
-// ("020 7946 0958", "+44 20 7946 0958", "0044 20 7946 0958") are checked once. Same results as
-// normalise_phone with the same region. memory_bytes(): an estimate of what the memo holds.
+// ("020 7946 0958", "+44 20 7946 0958", "0044 20 7946 0958") are checked once; and spellings that differ
+// only in spaces, '-', '(', ')' and '.' ("(020) 7946-0958", "020-7946-0958") are parsed once. Same results
+// as normalise_phone with the same region. memory_bytes(): an estimate of what the memo holds.
 class PhoneMemo {
  public:
   explicit PhoneMemo(std::string default_region);
   Outcome normalise(std::string_view raw, std::string& out);
   std::size_t numbers() const { return formatted_.size(); }
-  std::size_t memory_bytes() const { return bytes_ + formatted_.bucket_count() * sizeof(void*); }
+  std::size_t spellings() const { return spelled_.size(); }
+  std::size_t memory_bytes() const {
+    return bytes_ + (formatted_.bucket_count() + spelled_.bucket_count()) * sizeof(void*);
+  }
 
  private:
+  Outcome parse_and_check(std::string& out);  // out: the trimmed value; E.164 when valid
   std::string region_;
+  // Plain spellings ('+' and digits only kept, see normalise) -> E.164, "" = not valid.
+  std::unordered_map<std::string, std::string> spelled_;
+  std::string spelled_key_;
   std::unordered_map<std::string, std::string> formatted_;  // serialised number -> E.164, "" = not valid
   std::string key_;
   std::size_t bytes_ = 0;

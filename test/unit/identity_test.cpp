@@ -151,6 +151,59 @@ TEST(IdentityNormalise, PhoneMemoEqualsNormalisePhone) {
   }
 }
 
+// The memo's premise for plain spellings: libphonenumber's result depends only on the '+' and the digits
+// when the rest is spaces, '-', '(', ')' and '.'. Random numbers (national, +country, 00 country, short,
+// long, junk) in random punctuation, five regions: every spelling normalises like its bare digits, and
+// PhoneMemo (sharing entries between them) gives normalise_phone's result for each.
+TEST(IdentityNormalise, PhoneMemoPlainSpellingsDependOnDigitsOnly) {
+  std::mt19937 random(20261129);
+  const std::vector<std::string> bases = {"2079460958", "4155552671", "30123456", "0612345678",
+                                          "7700900123", "0612345", "800123456", "335123456"};
+  const char punctuation[] = {' ', '-', '(', ')', '.'};
+  int valid = 0, checked = 0;
+  for (const char* region : {"GB", "US", "DE", "IT", "FR"}) {
+    PhoneMemo memo(region);
+    for (int n = 0; n < 300; ++n) {
+      std::string digits;
+      if (n < 160) {
+        digits = bases[n % bases.size()];
+        if (n % 3 == 1) digits = "0" + digits;
+        const int change = static_cast<int>(random() % digits.size());
+        digits[change] = static_cast<char>('0' + random() % 10);
+      } else {
+        const int length = 3 + static_cast<int>(random() % 15);
+        for (int i = 0; i < length; ++i) digits.push_back(static_cast<char>('0' + random() % 10));
+      }
+      std::string prefix = n % 4 == 0 ? "+44" : n % 4 == 1 ? "+" : n % 4 == 2 ? "0049" : "";
+      if (n % 7 == 0) prefix = "+39";
+      const std::string bare = prefix + digits;
+      std::string expected;
+      const Outcome want = normalise_phone(bare, region, expected);
+      valid += want == Outcome::kOk;
+      for (int variant = 0; variant < 4; ++variant) {
+        std::string spelled = variant == 3 && bare[0] == '+' ? "(" : "";
+        for (std::size_t i = 0; i < bare.size(); ++i) {
+          spelled.push_back(bare[i]);
+          if (bare[i] != '+' || variant > 0)
+            while (random() % 3 == 0) spelled.push_back(punctuation[random() % 5]);
+        }
+        std::string got, memo_got;
+        const Outcome outcome = normalise_phone(spelled, region, got);
+        EXPECT_EQ(outcome, want) << region << " '" << spelled << "' vs '" << bare << "'";
+        if (want == Outcome::kOk) {
+          EXPECT_EQ(got, expected) << region << " '" << spelled << "'";
+        }
+        EXPECT_EQ(memo.normalise(spelled, memo_got), outcome) << region << " '" << spelled << "'";
+        EXPECT_EQ(memo_got, got) << region << " '" << spelled << "'";
+        ++checked;
+      }
+    }
+    EXPECT_LT(memo.spellings(), 1200u) << region;
+  }
+  EXPECT_GT(valid, 100);
+  EXPECT_EQ(checked, 6000);
+}
+
 TEST(IdentityNormalise, LikeMatching) {
   EXPECT_TRUE(like_match("noreply@shop.com", "noreply@%"));
   EXPECT_TRUE(like_match("a@example.com", "%@example.com"));
