@@ -149,16 +149,23 @@ Outcome PhoneMemo::parse_and_check(std::string& out) {
   if (util->Parse(out, region_, &number) != PhoneNumberUtil::NO_PARSING_ERROR) return Outcome::kInvalid;
   // Parse (unlike ParseAndKeepRawInput) keeps nothing of the spelling (no raw input, country code source
   // or carrier code): the number is these fields, and IsValidNumber and E.164 formatting are functions of them.
-  key_.clear();
+  // 12 bytes (kept inline by std::string) plus the extension: country codes have at most three digits and
+  // leading zeros are few; a number outside that (never seen) is checked without the memo.
   const int32_t country = number.country_code();
-  const uint64_t national = number.national_number();
   const int32_t zeros = number.has_number_of_leading_zeros() ? number.number_of_leading_zeros() : -1;
-  const char flags = static_cast<char>((number.has_italian_leading_zero() ? 1 : 0) |
-                                       (number.italian_leading_zero() ? 2 : 0));
-  key_.append(reinterpret_cast<const char*>(&country), sizeof country);
+  if (country < 0 || country > 65535 || zeros < -1 || zeros > 126) {
+    if (!util->IsValidNumber(number)) return Outcome::kInvalid;
+    util->Format(number, PhoneNumberUtil::E164, &out);
+    return Outcome::kOk;
+  }
+  const uint16_t short_country = static_cast<uint16_t>(country);
+  const uint64_t national = number.national_number();
+  key_.clear();
+  key_.append(reinterpret_cast<const char*>(&short_country), sizeof short_country);
   key_.append(reinterpret_cast<const char*>(&national), sizeof national);
-  key_.append(reinterpret_cast<const char*>(&zeros), sizeof zeros);
-  key_.push_back(flags);
+  key_.push_back(static_cast<char>(zeros));
+  key_.push_back(static_cast<char>((number.has_italian_leading_zero() ? 1 : 0) |
+                                   (number.italian_leading_zero() ? 2 : 0)));
   key_.append(number.extension());
   auto it = formatted_.find(key_);
   if (it == formatted_.end()) {
