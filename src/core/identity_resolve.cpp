@@ -53,10 +53,11 @@ int32_t StringInterner::find(std::string_view key) const {
   }
 }
 
-int32_t StringInterner::intern(std::string_view key) {
+int32_t StringInterner::intern(std::string_view key) { return intern(key, hash_bytes(key)); }
+
+int32_t StringInterner::intern(std::string_view key, uint64_t h) {
   // Load factor at most 2/3 keeps probes short.
   if ((hashes_.size() + 1) * 3 > slots_.size() * 2) grow();
-  const uint64_t h = hash_bytes(key);
   const std::size_t mask = slots_.size() - 1;
   std::size_t slot = h & mask;
   for (;; slot = (slot + 1) & mask) {
@@ -136,12 +137,30 @@ int32_t IdentityGraph::add_record(std::string_view source, std::string_view sour
   return index;
 }
 
+uint64_t IdentityGraph::record_hash(std::string_view source, std::string_view source_key) {
+  return hash_bytes(record_key_of(source, source_key));
+}
+
+uint64_t IdentityGraph::identifier_hash(int type, std::string_view value) {
+  return hash_bytes(identifier_key_of(type, value));
+}
+
+int32_t IdentityGraph::add_record(std::string_view source, std::string_view source_key, uint64_t hash) {
+  int32_t index = records_.intern(record_key_of(source, source_key), hash);
+  if (index == static_cast<int32_t>(previous_.size())) previous_.push_back(0);
+  return index;
+}
+
 int32_t IdentityGraph::find_record(std::string_view source, std::string_view source_key) const {
   return records_.find(record_key_of(source, source_key));
 }
 
 int32_t IdentityGraph::add_identifier(int type, std::string_view value, bool valid) {
-  int32_t index = identifiers_.intern(identifier_key_of(type, value));
+  return add_identifier(type, value, valid, identifier_hash(type, value));
+}
+
+int32_t IdentityGraph::add_identifier(int type, std::string_view value, bool valid, uint64_t hash) {
+  int32_t index = identifiers_.intern(identifier_key_of(type, value), hash);
   if (index == static_cast<int32_t>(reason_.size())) {
     reason_.push_back(static_cast<uint8_t>(Reason::kNone));
     first_seen_.push_back(INT64_MAX);

@@ -22,6 +22,24 @@ uint64_t hash_bytes(std::string_view bytes);
 class StringInterner {
  public:
   int32_t intern(std::string_view key);     // index of key, inserting it when new
+  // The same with hash == hash_bytes(key) computed earlier. A reader interning many keys hashes them
+  // ahead, calls prefetch_slot(hash) and later prefetch_entry(hash) for each, then interns them in order:
+  // the table's cache lines are on their way while other keys are handled (hints only; any order works).
+  int32_t intern(std::string_view key, uint64_t hash);
+  void prefetch_slot(uint64_t hash) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]);
+  }
+  void prefetch_entry(uint64_t hash) const {
+    if (slots_.empty()) return;
+    const std::size_t mask = slots_.size() - 1;
+    // Every entry on the key's probe sequence (up to 8): each is compared by its hash.
+    for (std::size_t slot = hash & mask, n = 0; n < 8; slot = (slot + 1) & mask, ++n) {
+      const int32_t index = slots_[slot];
+      if (index < 0) return;
+      __builtin_prefetch(&hashes_[index]);
+      if (n == 0) __builtin_prefetch(&offsets_[index]);
+    }
+  }
   int32_t find(std::string_view key) const;  // -1 when absent
   StringInterner() { offsets_.push_back(0); }
   std::string_view at(int32_t index) const {
@@ -87,6 +105,18 @@ class IdentityGraph {
   int type_index(std::string_view name) const;  // -1 when unknown
 
   int32_t add_record(std::string_view source, std::string_view source_key);
+  // Batched reading (see StringInterner::prefetch_slot): the hashes of a record's and of an identifier's
+  // key, prefetches of their hash-table entries (stage 0: slot, 1: entry), and add_* with the hash given.
+  static uint64_t record_hash(std::string_view source, std::string_view source_key);
+  static uint64_t identifier_hash(int type, std::string_view value);
+  void prefetch_record(uint64_t hash, int stage) const {
+    stage == 0 ? records_.prefetch_slot(hash) : records_.prefetch_entry(hash);
+  }
+  void prefetch_identifier(uint64_t hash, int stage) const {
+    stage == 0 ? identifiers_.prefetch_slot(hash) : identifiers_.prefetch_entry(hash);
+  }
+  int32_t add_record(std::string_view source, std::string_view source_key, uint64_t hash);
+  int32_t add_identifier(int type, std::string_view value, bool valid, uint64_t hash);
   int32_t find_record(std::string_view source, std::string_view source_key) const;
   // valid = false: a value its normaliser rejected (kept for reporting, never linked).
   int32_t add_identifier(int type, std::string_view value, bool valid);

@@ -106,6 +106,83 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   std::string last_source, last_key;
   int32_t last_record = -1;
   int64_t rows_seen = 0;
+
+  // Rows are handled in batches of kBatch: as a row arrives it is checked, its value normalised (other
+  // than phones) and the hashes of its record and identifier keys computed, with a prefetch of their
+  // hash-table slots; when the batch is full, the slots' entries are prefetched, then the rows are interned
+  // in arrival order. The lookups into tables of millions of entries (cache misses one after the other
+  // when done row by row) then overlap. Same identifiers, records and links as row by row.
+  constexpr int kBatch = 32;
+  struct Pending {
+    int type;
+    bool phone;
+    uint32_t source_at, source_len, key_at, key_len, value_at, value_len;  // in batch_bytes
+    int64_t at;
+    uint64_t record_hash, value_hash;  // value_hash: of the identifier key, or of phone_raw's key
+  };
+  Pending pending[kBatch];
+  identity::Normalised batch_normalised[kBatch];
+  std::string batch_bytes;
+  int batched = 0;
+  auto keep = [&](std::string_view text, uint32_t& at, uint32_t& len) {
+    at = static_cast<uint32_t>(batch_bytes.size());
+    len = static_cast<uint32_t>(text.size());
+    batch_bytes.append(text);
+  };
+  auto bytes_of = [&](uint32_t at, uint32_t len) { return std::string_view(batch_bytes.data() + at, len); };
+  auto finish_row = [&](const Pending& p, identity::Normalised& norm) {
+    const std::string_view value = bytes_of(p.value_at, p.value_len);
+    int32_t identifier;
+    if (p.phone) {
+      phone_key.assign(1, static_cast<char>(p.type));
+      phone_key.append(value);
+      const int32_t entry = phone_raw.intern(phone_key, p.value_hash);
+      if (entry == static_cast<int32_t>(phone_identifier.size())) {  // first time: normalise
+        normalised.outcome = phone_memo.normalise(value, normalised.value);
+        phone_identifier.push_back(
+            normalised.outcome == identity::Outcome::kEmpty ? kSkipEmpty
+            : normalised.value.size() > identity::kMaxValueBytes
+                ? kSkipTooLong
+                : staged.add_identifier(p.type, normalised.value, normalised.outcome == identity::Outcome::kOk));
+      }
+      identifier = phone_identifier[entry];
+    } else {
+      identifier = norm.outcome == identity::Outcome::kEmpty ? kSkipEmpty
+                   : norm.value.size() > identity::kMaxValueBytes
+                       ? kSkipTooLong
+                       : staged.add_identifier(p.type, norm.value, norm.outcome == identity::Outcome::kOk,
+                                               p.value_hash);
+    }
+    if (identifier == kSkipEmpty) {
+      ++skipped.empty;
+      return;
+    }
+    if (identifier == kSkipTooLong) {
+      ++skipped.too_long;
+      return;
+    }
+    high_water_mark = has_hwm ? std::max(high_water_mark, p.at) : p.at;
+    has_hwm = true;
+    const std::string_view source = bytes_of(p.source_at, p.source_len), key = bytes_of(p.key_at, p.key_len);
+    if (last_record < 0 || key != last_key || source != last_source) {
+      last_record = staged.add_record(source, key, p.record_hash);
+      last_source.assign(source);
+      last_key.assign(key);
+    }
+    links.push_back(IngestLink{last_record, identifier, p.at});
+  };
+  auto flush_batch = [&] {
+    for (int i = 0; i < batched; ++i) {
+      staged.prefetch_record(pending[i].record_hash, 1);
+      if (pending[i].phone)
+        phone_raw.prefetch_entry(pending[i].value_hash);
+      else if (pending[i].value_hash != 0)
+        staged.prefetch_identifier(pending[i].value_hash, 1);
+    }
+    for (int i = 0; i < batched; ++i) finish_row(pending[i], batch_normalised[i]);
+    batched = 0;
+    batch_bytes.clear();
+  };
   for_each_row(sql.c_str(), params, {true, true, true, true, false}, [&](const RowView& row) {
     ++read;
     if ((++rows_seen & 16383) == 0)
@@ -134,47 +211,32 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
       ++skipped.too_long;
       return;
     }
-    const identity::Normaliser kind = staged.types()[type].normaliser;
-    int32_t identifier;
-    if (kind == identity::Normaliser::kPhone) {
+    Pending& p = pending[batched];
+    p.type = type;
+    p.phone = staged.types()[type].normaliser == identity::Normaliser::kPhone;
+    keep(source.view(), p.source_at, p.source_len);
+    keep(key.view(), p.key_at, p.key_len);
+    keep(value.view(), p.value_at, p.value_len);
+    p.at = static_cast<int64_t>(row.datum(4));
+    p.record_hash = IdentityGraph::record_hash(source.view(), key.view());
+    staged.prefetch_record(p.record_hash, 0);
+    if (p.phone) {
       phone_key.assign(1, static_cast<char>(type));
       phone_key.append(value.view());
-      const int32_t entry = phone_raw.intern(phone_key);
-      if (entry == static_cast<int32_t>(phone_identifier.size())) {  // first time: normalise
-        normalised.outcome = phone_memo.normalise(value.view(), normalised.value);
-        phone_identifier.push_back(
-            normalised.outcome == identity::Outcome::kEmpty ? kSkipEmpty
-            : normalised.value.size() > identity::kMaxValueBytes
-                ? kSkipTooLong
-                : staged.add_identifier(type, normalised.value, normalised.outcome == identity::Outcome::kOk));
-      }
-      identifier = phone_identifier[entry];
+      p.value_hash = identity::hash_bytes(phone_key);
+      phone_raw.prefetch_slot(p.value_hash);
     } else {
-      normaliser.normalise(kind, value.view(), normalised);
-      identifier = normalised.outcome == identity::Outcome::kEmpty ? kSkipEmpty
-                   : normalised.value.size() > identity::kMaxValueBytes
-                       ? kSkipTooLong
-                       : staged.add_identifier(type, normalised.value, normalised.outcome == identity::Outcome::kOk);
+      identity::Normalised& norm = batch_normalised[batched];
+      normaliser.normalise(staged.types()[type].normaliser, value.view(), norm);
+      p.value_hash = 0;
+      if (norm.outcome != identity::Outcome::kEmpty && norm.value.size() <= identity::kMaxValueBytes) {
+        p.value_hash = IdentityGraph::identifier_hash(type, norm.value);
+        staged.prefetch_identifier(p.value_hash, 0);
+      }
     }
-    if (identifier == kSkipEmpty) {
-      ++skipped.empty;
-      return;
-    }
-    if (identifier == kSkipTooLong) {
-      ++skipped.too_long;
-      return;
-    }
-    const int64_t at = static_cast<int64_t>(row.datum(4));
-    high_water_mark = has_hwm ? std::max(high_water_mark, at) : at;
-    has_hwm = true;
-    if (last_record < 0 || key.view() != last_key || source.view() != last_source) {
-      last_record = staged.add_record(source.view(), key.view());
-      last_source.assign(source.view());
-      last_key.assign(key.view());
-    }
-    const int32_t record = last_record;
-    links.push_back(IngestLink{record, identifier, at});
+    if (++batched == kBatch) flush_batch();
   });
+  flush_batch();
   memory.check(staged.memory_bytes() + links.memory_bytes() + phone_raw.memory_bytes() +
                phone_identifier.capacity() * sizeof(int32_t) + phone_memo.memory_bytes());
   if (!unknown_types.empty()) {

@@ -365,6 +365,32 @@ TEST(IdentityInterner, InternsFindsAndGrows) {
   EXPECT_EQ(interner.at(42), "k42");
 }
 
+// Interning with hashes computed ahead and prefetched entries gives the same indexes as plain interning.
+TEST(IdentityInterner, PrefetchedInterningMatchesPlain) {
+  StringInterner plain, batched;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 50000; ++i) keys.push_back("k" + std::to_string((i * 7919) % 20000));
+  for (std::size_t b = 0; b < keys.size(); b += 32) {
+    const std::size_t end = std::min(keys.size(), b + 32);
+    std::vector<uint64_t> h;
+    for (std::size_t i = b; i < end; ++i) {
+      h.push_back(cdp::identity::hash_bytes(keys[i]));
+      batched.prefetch_slot(h.back());
+    }
+    for (std::size_t i = b; i < end; ++i) batched.prefetch_entry(h[i - b]);
+    for (std::size_t i = b; i < end; ++i) EXPECT_EQ(batched.intern(keys[i], h[i - b]), plain.intern(keys[i]));
+  }
+  EXPECT_EQ(batched.size(), 20000);
+  IdentityGraph graph(default_types());
+  const int email = graph.type_index("email");
+  const int32_t r = graph.add_record("web", "1", IdentityGraph::record_hash("web", "1"));
+  EXPECT_EQ(graph.add_record("web", "1"), r);
+  EXPECT_EQ(graph.find_record("web", "1"), r);
+  const int32_t v = graph.add_identifier(email, "a@b.c", true, IdentityGraph::identifier_hash(email, "a@b.c"));
+  EXPECT_EQ(graph.add_identifier(email, "a@b.c", true), v);
+  EXPECT_EQ(graph.find_identifier(email, "a@b.c"), v);
+}
+
 TEST(IdentityNormalise, BlocklistPatternShapesAgreeWithLike) {
   const char* patterns[] = {"%@example.com", "noreply@%", "%test%", "exact", "a_c%", "50\\%%", "%"};
   const char* values[] = {"x@example.com", "noreply@x", "mytestcase", "exact", "abcd", "50%off", "", "other"};
