@@ -247,6 +247,10 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
          "Add the type to cdp.identifier_types or filter it out of the observations.");
   }
 
+  // What only reading needs goes before the links are sorted and stored (the run's memory peak).
+  phone_memo = identity::PhoneMemo(config.phone_region);
+  phone_raw = identity::StringInterner();
+  std::vector<int32_t>().swap(phone_identifier);
   phases.lap("read");
   notice("merge_identities: read " + std::to_string(read) + " observations (" +
          std::to_string(skipped.null_field + skipped.empty + skipped.too_long) + " skipped) in " +
