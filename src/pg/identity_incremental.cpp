@@ -181,25 +181,35 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
   }
   const std::vector<int64_t> component_persons(persons.begin(), persons.end());
   const SpiArg persons_arg = int8_array_param(component_persons);
-  spi_run("SELECT coalesce(pg_catalog.sum(records), 0)::int8, pg_catalog.count(*)::int8 FROM cdp.persons "
-          "WHERE person_id = ANY ($1)", {persons_arg});
-  const int64_t person_records = result_int64(0, 1), previous_persons = result_int64(0, 2);
-  if (person_records + staged.record_count() > prev.records / 4 + 1000) return false;  // a full run is cheaper
 
-  // 2. The records: of those persons (with their previous person) and the new ones.
+  // 2. The records: of those persons (with their previous person) and the new ones. Past a quarter of all
+  // records a full run is cheaper: reading stops there. (The persons' record counts and how many of them
+  // exist are counted from these rows; persons.records holds the same numbers, and reading them cost a
+  // second pass over the persons.)
   IdentityGraph graph(config.types, &interrupts);
   std::map<std::pair<std::string, std::string>, int64_t> previous_of;
+  int64_t previous_persons = 0;
   {
     Cursor cursor("SELECT source, source_key, person_id FROM cdp.identity_map WHERE person_id = ANY ($1)", {persons_arg});
     const std::vector<bool> is_text{true, true, false};
+    std::set<int64_t> found;
     for (;;) {
       const std::size_t rows = cursor.fetch(3, is_text);
       if (rows == 0) break;
-      for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t r = 0; r < rows; ++r) {
+        const int64_t person = DatumGetInt64(cursor.datum(r, 2));
         previous_of.emplace(std::make_pair(std::string(cursor.cell(r, 0).view()), std::string(cursor.cell(r, 1).view())),
-                            DatumGetInt64(cursor.datum(r, 2)));
+                            person);
+        found.insert(person);
+      }
       check_for_interrupts();
+      if (static_cast<int64_t>(previous_of.size()) + staged.record_count() > prev.records / 4 + 1000) {
+        cursor.close();
+        return false;  // a full run is cheaper
+      }
     }
+    previous_persons = static_cast<int64_t>(found.size());
+    if (static_cast<int64_t>(previous_of.size()) + staged.record_count() > prev.records / 4 + 1000) return false;
   }
   // A new link's record without an identity_map row is new: its stored links are exactly the ones this
   // run stored, so they are added from the staged graph instead of probed (unless tombstones filtered what
