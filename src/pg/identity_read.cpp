@@ -163,7 +163,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     has_hwm = true;
     const int32_t record = staged.add_record(source.view(), key.view());
     links.push_back(IngestLink{record, identifier, at});
-  });
+  }, /*parallel_ok=*/true);  // the planner decides; it pays off for the few rows after a high-water mark
   memory.check(staged.memory_bytes() + links.memory_bytes() + phone_raw.memory_bytes() +
                phone_identifier.capacity() * sizeof(int32_t));
   if (!unknown_types.empty()) {
