@@ -181,41 +181,62 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
   }
   const std::vector<int64_t> component_persons(persons.begin(), persons.end());
   const SpiArg persons_arg = int8_array_param(component_persons);
-  spi_run("SELECT coalesce(pg_catalog.sum(records), 0)::int8, pg_catalog.count(*)::int8 FROM cdp.persons "
-          "WHERE person_id = ANY ($1)", {persons_arg});
-  const int64_t person_records = result_int64(0, 1), previous_persons = result_int64(0, 2);
-  if (person_records + staged.record_count() > prev.records / 4 + 1000) return false;  // a full run is cheaper
 
-  // 2. The records: of those persons (with their previous person) and the new ones.
+  // 2. The records: of those persons (with their previous person) and the new ones. Past a quarter of all
+  // records a full run is cheaper: reading stops there. (The persons' record counts and how many of them
+  // exist are counted from these rows; persons.records holds the same numbers, and reading them cost a
+  // second pass over the persons.)
   IdentityGraph graph(config.types, &interrupts);
-  std::map<std::pair<std::string, std::string>, int64_t> previous_of;
+  // Keyed by the primary key, so no record twice; plain vectors (was an ordered map of string pairs: node
+  // allocations and string comparisons for a lookup nothing needed).
+  struct PreviousRecord {
+    std::string source, key;
+    int64_t person;
+  };
+  std::vector<PreviousRecord> previous_of;
+  int64_t previous_persons = 0;
   {
     Cursor cursor("SELECT source, source_key, person_id FROM cdp.identity_map WHERE person_id = ANY ($1)", {persons_arg});
     const std::vector<bool> is_text{true, true, false};
+    std::vector<int64_t> found;
     for (;;) {
       const std::size_t rows = cursor.fetch(3, is_text);
       if (rows == 0) break;
-      for (std::size_t r = 0; r < rows; ++r)
-        previous_of.emplace(std::make_pair(std::string(cursor.cell(r, 0).view()), std::string(cursor.cell(r, 1).view())),
-                            DatumGetInt64(cursor.datum(r, 2)));
+      for (std::size_t r = 0; r < rows; ++r) {
+        const int64_t person = DatumGetInt64(cursor.datum(r, 2));
+        previous_of.push_back(
+            PreviousRecord{std::string(cursor.cell(r, 0).view()), std::string(cursor.cell(r, 1).view()), person});
+        found.push_back(person);
+      }
       check_for_interrupts();
+      if (static_cast<int64_t>(previous_of.size()) + staged.record_count() > prev.records / 4 + 1000) {
+        cursor.close();
+        return false;  // a full run is cheaper
+      }
     }
+    std::sort(found.begin(), found.end());
+    previous_persons = static_cast<int64_t>(std::unique(found.begin(), found.end()) - found.begin());
+    if (static_cast<int64_t>(previous_of.size()) + staged.record_count() > prev.records / 4 + 1000) return false;
   }
   // A new link's record without an identity_map row is new: its stored links are exactly the ones this
   // run stored, so they are added from the staged graph instead of probed (unless tombstones filtered what
   // was stored; then every record is probed as before). Records of the seed persons are all probed.
   spi_run("SELECT EXISTS (SELECT FROM cdp.identity_tombstones)::int4::int8");
   const bool probe_new_records = result_int64(0, 1) != 0;
-  std::set<std::pair<std::string_view, std::string_view>> record_keys;
-  for (const auto& [key, person] : previous_of) record_keys.emplace(key.first, key.second);
-  for (int32_t r = 0; r < staged.record_count(); ++r)
-    if (probe_new_records || staged_record_known[r]) record_keys.emplace(staged.record_source(r), staged.record_key(r));
+  // A staged record with a map row belongs to a seed person, so it is among previous_of already: the list
+  // has no duplicates. (The probes go in the index's order, which the statement sorts.)
   sources.clear();
   keys.clear();
-  for (const auto& [source, key] : record_keys) {
-    sources.push_back(source);
-    keys.push_back(key);
+  for (const PreviousRecord& p : previous_of) {
+    sources.push_back(p.source);
+    keys.push_back(p.key);
   }
+  if (probe_new_records)
+    for (int32_t r = 0; r < staged.record_count(); ++r)
+      if (!staged_record_known[r]) {
+        sources.push_back(staged.record_source(r));
+        keys.push_back(staged.record_key(r));
+      }
 
   // 3. All stored links of those records (a record without stored links, e.g. a tombstoned one, is no record).
   std::vector<uint64_t> loaded_pairs;  // record << 32 | identifier, one per stored row
@@ -270,10 +291,10 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
   previous.unknown_links = unknown_links;
   previous.map_rows = std::max<int64_t>(1, static_cast<int64_t>(previous_of.size()));  // never the bulk path
   previous.identifier_rows = 1;
-  for (const auto& [key, person] : previous_of) {
-    const int32_t record = graph.find_record(key.first, key.second);
+  for (const PreviousRecord& p : previous_of) {
+    const int32_t record = graph.find_record(p.source, p.key);
     if (record < 0) return false;  // a stored record without stored links: not the state we expect
-    graph.set_previous_person(record, person);
+    graph.set_previous_person(record, p.person);
   }
 
   // 4. Per value: distinct records loaded, and new links (a pair of this run stored exactly once).

@@ -235,7 +235,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
       }
     }
     if (++batched == kBatch) flush_batch();
-  });
+  }, /*parallel_ok=*/true);  // the planner decides; it pays off for the few rows after a high-water mark
   flush_batch();
   memory.check(staged.memory_bytes() + links.memory_bytes() + phone_raw.memory_bytes() +
                phone_identifier.capacity() * sizeof(int32_t) + phone_memo.memory_bytes());

@@ -178,11 +178,26 @@ class Cursor {
           }
         }
       }
-      if (n == 0) SPI_cursor_close(portal_);
+      if (n == 0) {
+        SPI_cursor_close(portal_);
+        portal_ = nullptr;
+      }
       return n;
     });
     columns_ = columns;
     return rows;
+  }
+  // Closes the cursor before its end (fetch closes it at the end).
+  void close() {
+    if (!portal_) return;
+    pg_call([&] {
+      if (SPI_tuptable) {
+        SPI_freetuptable(SPI_tuptable);
+        SPI_tuptable = nullptr;
+      }
+      SPI_cursor_close(portal_);
+    });
+    portal_ = nullptr;
   }
   const TextCell& cell(std::size_t row, int column) const { return cells_[row * columns_ + column]; }
   Datum datum(std::size_t row, int column) const { return datums_[row * columns_ + column]; }
@@ -266,9 +281,11 @@ bool call_row(void* context, const RowView& row, CapturedError* error) noexcept 
 
 // Runs sql with params and calls on_row(const RowView&) for each row; text_columns: which columns are
 // text (the others are by-value Datums: int8, bool, timestamptz).
+// parallel_ok: the planner may use parallel workers (a Gather) when it estimates that cheaper, e.g. for
+// an incremental run's read of the rows after the high-water mark from a large table without an index.
 template <typename OnRow>
 void for_each_row(const char* sql, const std::vector<SpiArg>& params, const std::vector<bool>& text_columns,
-                  OnRow&& on_row) {
+                  OnRow&& on_row, bool parallel_ok = false) {
   using Callback = std::remove_reference_t<OnRow>;
   RowReceiver receiver;
   std::memset(static_cast<void*>(&receiver), 0, sizeof receiver);
@@ -288,7 +305,7 @@ void for_each_row(const char* sql, const std::vector<SpiArg>& params, const std:
   for (int i = 0; i < n; ++i) types[i] = params[i].type;
   try {
     pg_call([&] {
-    SPIPlanPtr plan = SPI_prepare(sql, n, types);
+    SPIPlanPtr plan = SPI_prepare_cursor(sql, n, types, parallel_ok ? CURSOR_OPT_PARALLEL_OK : 0);
     if (!plan) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
     ParamListInfo list = n > 0 ? makeParamList(n) : nullptr;
     for (int i = 0; i < n; ++i) {
