@@ -132,9 +132,7 @@ std::string_view identifier_key_of(int type, std::string_view value) {
 }  // namespace
 
 int32_t IdentityGraph::add_record(std::string_view source, std::string_view source_key) {
-  int32_t index = records_.intern(record_key_of(source, source_key));
-  if (index == static_cast<int32_t>(previous_.size())) previous_.push_back(0);
-  return index;
+  return add_record(source, source_key, record_hash(source, source_key));
 }
 
 uint64_t IdentityGraph::record_hash(std::string_view source, std::string_view source_key) {

@@ -71,8 +71,7 @@ void disconnect() {
 int begin_jit_off() {
   return pg_call([]() -> int {
     const int level = NewGUCNestLevel();
-    (void)set_config_option("jit", "off", superuser() ? PGC_SUSET : PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-                            true, 0, false);
+    (void)set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     return level;
   });
 }

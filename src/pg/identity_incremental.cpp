@@ -216,7 +216,6 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
     }
     std::sort(found.begin(), found.end());
     previous_persons = static_cast<int64_t>(std::unique(found.begin(), found.end()) - found.begin());
-    if (static_cast<int64_t>(previous_of.size()) + staged.record_count() > prev.records / 4 + 1000) return false;
   }
   // A new link's record without an identity_map row is new: its stored links are exactly the ones this
   // run stored, so they are added from the staged graph instead of probed (unless tombstones filtered what

@@ -130,6 +130,12 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     batch_bytes.append(text);
   };
   auto bytes_of = [&](uint32_t at, uint32_t len) { return std::string_view(batch_bytes.data() + at, len); };
+  // The identifier of a normalised value, or kSkipEmpty / kSkipTooLong.
+  auto identifier_of = [&](int type, const identity::Normalised& norm, uint64_t hash) -> int32_t {
+    if (norm.outcome == identity::Outcome::kEmpty) return kSkipEmpty;
+    if (norm.value.size() > identity::kMaxValueBytes) return kSkipTooLong;
+    return staged.add_identifier(type, norm.value, norm.outcome == identity::Outcome::kOk, hash);
+  };
   auto finish_row = [&](const Pending& p, identity::Normalised& norm) {
     const std::string_view value = bytes_of(p.value_at, p.value_len);
     int32_t identifier;
@@ -140,18 +146,11 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
       if (entry == static_cast<int32_t>(phone_identifier.size())) {  // first time: normalise
         normalised.outcome = phone_memo.normalise(value, normalised.value);
         phone_identifier.push_back(
-            normalised.outcome == identity::Outcome::kEmpty ? kSkipEmpty
-            : normalised.value.size() > identity::kMaxValueBytes
-                ? kSkipTooLong
-                : staged.add_identifier(p.type, normalised.value, normalised.outcome == identity::Outcome::kOk));
+            identifier_of(p.type, normalised, IdentityGraph::identifier_hash(p.type, normalised.value)));
       }
       identifier = phone_identifier[entry];
     } else {
-      identifier = norm.outcome == identity::Outcome::kEmpty ? kSkipEmpty
-                   : norm.value.size() > identity::kMaxValueBytes
-                       ? kSkipTooLong
-                       : staged.add_identifier(p.type, norm.value, norm.outcome == identity::Outcome::kOk,
-                                               p.value_hash);
+      identifier = identifier_of(p.type, norm, p.value_hash);
     }
     if (identifier == kSkipEmpty) {
       ++skipped.empty;
