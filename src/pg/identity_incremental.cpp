@@ -196,7 +196,12 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
   std::vector<PreviousRecord> previous_of;
   int64_t previous_persons = 0;
   {
-    Cursor cursor("SELECT source, source_key, person_id FROM cdp.identity_map WHERE person_id = ANY ($1)", {persons_arg});
+    // One probe of the person_id index per person, in id order: `person_id = ANY ($1)` with ~100k ids was
+    // planned as a sequential scan of the whole map (3 s at 10M records against 0.5 s).
+    Cursor cursor(
+        "SELECT m.source, m.source_key, m.person_id FROM pg_catalog.unnest($1::int8[]) AS u(p) "
+        "CROSS JOIN LATERAL (SELECT * FROM cdp.identity_map x WHERE x.person_id = u.p OFFSET 0) m",
+        {persons_arg});
     const std::vector<bool> is_text{true, true, false};
     std::vector<int64_t> found;
     for (;;) {

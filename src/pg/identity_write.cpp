@@ -176,8 +176,28 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
   phases.lap("write_map");
   // persons: ids that vanished are deleted; persons whose records changed are upserted.
   {
-    std::vector<int64_t> touched, previous_ids;
-    for (int32_t record = 0; record < graph.record_count(); ++record) {
+    // Into an empty table (a first load) nothing can conflict and nothing is deleted: append directly.
+    bool persons_empty = false;
+    if (previous_map_rows == 0 && !previous.component_persons) {
+      spi_run("SELECT (NOT EXISTS (SELECT FROM cdp.persons))::int4::int8");
+      persons_empty = result_int64(0, 1) != 0;
+    }
+    RowWriter appender("persons", 5, kPersonTypes, persons_empty && config.bulk_index_first_load);
+    const bool bulk = persons_empty && appender.usable();
+    // An id no record had before is new (ids are never reused), so it has no row: appended.
+    const bool append_new = appender.usable();
+    const int64_t created_at =
+        append_new ? pg_call([]() -> int64_t { return GetCurrentTransactionStartTimestamp(); }) : 0;
+    auto append = [&](int64_t id, int64_t records) {
+      appender.int8(0, id);
+      appender.int8(1, created_at);  // the column default, now()
+      appender.int8(2, run_id);
+      appender.int8(3, run_id);
+      appender.int8(4, records);
+      appender.append();
+    };
+    std::vector<int64_t> touched, previous_ids;  // a first load (bulk) needs neither
+    for (int32_t record = 0; !bulk && record < graph.record_count(); ++record) {
       const int64_t before = graph.previous_person(record), after = graph.record_person(record);
       if (before != 0) previous_ids.push_back(before);
       if (before != after) {
@@ -185,9 +205,9 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
         if (before != 0) touched.push_back(before);
       }
     }
-    for (const Removed& r : removed) {
-      touched.push_back(r.person);
-      previous_ids.push_back(r.person);
+    for (std::size_t i = 0; !bulk && i < removed.size(); ++i) {
+      touched.push_back(removed[i].person);
+      previous_ids.push_back(removed[i].person);
     }
     auto unique_sorted = [](std::vector<int64_t>& v) {
       std::sort(v.begin(), v.end());
@@ -206,28 +226,13 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
         "SELECT u.id, u.run, u.run, u.n FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::int8[])) AS u(id, n, run) "
         "ON CONFLICT (person_id) DO UPDATE SET records = EXCLUDED.records, last_changed_run = EXCLUDED.last_changed_run",
         "iii");
-    // Into an empty table (a first load) nothing can conflict and nothing is deleted: append directly.
-    bool persons_empty = false;
-    if (previous_map_rows == 0 && !previous.component_persons) {
-      spi_run("SELECT (NOT EXISTS (SELECT FROM cdp.persons))::int4::int8");
-      persons_empty = result_int64(0, 1) != 0;
-    }
-    RowWriter appender("persons", 5, kPersonTypes, persons_empty && config.bulk_index_first_load);
-    const bool bulk = persons_empty && appender.usable();
-    // An id no record had before is new (ids are never reused), so it has no row: appended.
-    const bool append_new = appender.usable();
-    const int64_t created_at =
-        append_new ? pg_call([]() -> int64_t { return GetCurrentTransactionStartTimestamp(); }) : 0;
+    // A first load writes every person (persons() is sorted by id), without collecting what changed.
+    if (bulk)
+      for (const auto& [id, records] : persons) append(id, records);
     for (int64_t id : touched) {
       const int64_t n = records_of(id);
-      if (bulk || (append_new && n >= 0 && !std::binary_search(previous_ids.begin(), previous_ids.end(), id))) {
-        if (n < 0) continue;
-        appender.int8(0, id);
-        appender.int8(1, created_at);  // the column default, now()
-        appender.int8(2, run_id);
-        appender.int8(3, run_id);
-        appender.int8(4, n);
-        appender.append();
+      if (append_new && n >= 0 && !std::binary_search(previous_ids.begin(), previous_ids.end(), id)) {
+        append(id, n);
         continue;
       }
       if (n < 0) {
@@ -295,7 +300,8 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     std::vector<int32_t> order;
     for (int32_t i = 0; i < graph.identifier_count(); ++i) {
       interrupts.tick();
-      if (previous_row[i] != fingerprint_of(i)) order.push_back(i);
+      // A value without a stored row (0; fingerprints are odd) is written whatever its fingerprint.
+      if (previous_row[i] == 0 || previous_row[i] != fingerprint_of(i)) order.push_back(i);
     }
     std::sort(order.begin(), order.end(),
               [&](int32_t a, int32_t b) { return graph.identifier_bytes(a) < graph.identifier_bytes(b); });
