@@ -157,7 +157,9 @@ class IdentityGraph {
   std::string_view record_bytes(int32_t record) const { return records_.at(record); }
   // one byte type index (types are sorted by name) + value: byte order is (type name, value) order.
   std::string_view identifier_bytes(int32_t identifier) const { return identifiers_.at(identifier); }
-  int64_t record_person(int32_t record) const { return person_of_root_[find_const(record)]; }
+  int64_t record_person(int32_t record) const {
+    return person_per_record_ ? person_of_root_[record] : person_of_root_[find_const(record)];
+  }
   int64_t previous_person(int32_t record) const { return previous_[record]; }
   int identifier_type(int32_t identifier) const { return static_cast<uint8_t>(identifiers_.at(identifier)[0]); }
   std::string_view identifier_value(int32_t identifier) const { return identifiers_.at(identifier).substr(1); }
@@ -180,9 +182,12 @@ class IdentityGraph {
  private:
   int32_t find(int32_t record);
   int32_t find_const(int32_t record) const;
-  bool record_before(int32_t a, int32_t b) const;
-  bool identifier_before(int32_t a, int32_t b) const;
-  void build_adjacency();
+  // Records in canonical order (hash of the key, then the key's bytes).
+  std::vector<int32_t> canonical_records() const;
+  // Identifiers (all, or only those linking: reason kNone) in canonical order: priority descending, type,
+  // hash of the key, the key's bytes.
+  std::vector<int32_t> canonical_identifiers(bool linking_only) const;
+  void build_adjacency(const std::vector<int32_t>& record_order);
   void link_components(const std::vector<int32_t>& order);
   void attribute_events(const std::vector<int32_t>& order);
 
@@ -208,7 +213,8 @@ class IdentityGraph {
   std::vector<int32_t> limited_next_, limited_identifier_;
   std::vector<int32_t> anchor_;          // identifier -> a record of its person, -1 if none
   std::vector<int32_t> component_order_;  // roots in canonical order (by smallest record)
-  std::vector<int64_t> person_of_root_;  // root -> person id (after assign_ids)
+  std::vector<int64_t> person_of_root_;  // root -> person id; after assign_ids: record -> person id
+  bool person_per_record_ = false;
   int64_t new_components_ = 0;
   std::vector<std::pair<int64_t, int64_t>> persons_;
   std::vector<Cut> cuts_;
