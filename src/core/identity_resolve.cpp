@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <numeric>
+#include <sys/mman.h>
 #include <unordered_map>
 
 #include "core/no_postgres.h"
@@ -25,47 +27,67 @@ uint64_t hash_bytes(std::string_view bytes) {
 
 // ---- StringInterner ----
 
+void* allocate_huge_page_aligned(std::size_t bytes) {
+  constexpr std::size_t kHuge = 2 << 20;
+  if (bytes < kHuge) {
+    void* p = std::malloc(bytes ? bytes : 1);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  const std::size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, rounded);
+  if (!p) throw std::bad_alloc();
+  madvise(p, rounded, MADV_HUGEPAGE);  // before the pages are touched; failure just leaves small pages
+  return p;
+}
+
 void StringInterner::reserve(std::size_t count, std::size_t bytes) {
   arena_.reserve(bytes);
   offsets_.reserve(count + 1);
-  hashes_.reserve(count);
 }
 
 void StringInterner::grow() {
-  std::size_t capacity = slots_.empty() ? 1024 : slots_.size() * 2;
-  slots_.assign(capacity, -1);
+  const std::size_t capacity = slots_.empty() ? 1024 : slots_.size() * 2;
+  decltype(slots_) old(capacity, 0);
+  old.swap(slots_);
+  shift_ = 64 - __builtin_ctzll(capacity);
   const std::size_t mask = capacity - 1;
-  for (int32_t i = 0; i < size(); ++i) {
-    std::size_t slot = hashes_[i] & mask;
-    while (slots_[slot] >= 0) slot = (slot + 1) & mask;
-    slots_[slot] = i;
+  // The home slot is the top bits of the hash, which the tag holds (capacity <= 2^32).
+  for (uint64_t entry : old) {
+    if (entry == 0) continue;
+    std::size_t slot = (entry >> 32) >> (shift_ - 32);
+    while (slots_[slot] != 0) slot = (slot + 1) & mask;
+    slots_[slot] = entry;
+  }
+}
+
+int32_t StringInterner::probe(std::string_view key, uint64_t h, std::size_t& slot) const {
+  const std::size_t mask = slots_.size() - 1;
+  const uint32_t tag = static_cast<uint32_t>(h >> 32);
+  for (slot = h >> shift_;; slot = (slot + 1) & mask) {
+    const uint64_t entry = slots_[slot];
+    if (entry == 0) return -1;
+    if (static_cast<uint32_t>(entry >> 32) != tag) continue;
+    const int32_t index = static_cast<int32_t>(static_cast<uint32_t>(entry) - 1);
+    if (at(index) == key) return index;
   }
 }
 
 int32_t StringInterner::find(std::string_view key) const {
   if (slots_.empty()) return -1;
-  const uint64_t h = hash_bytes(key);
-  const std::size_t mask = slots_.size() - 1;
-  for (std::size_t slot = h & mask;; slot = (slot + 1) & mask) {
-    int32_t index = slots_[slot];
-    if (index < 0) return -1;
-    if (hashes_[index] == h && at(index) == key) return index;
-  }
+  std::size_t slot;
+  return probe(key, hash_bytes(key), slot);
 }
 
 int32_t StringInterner::intern(std::string_view key) { return intern(key, hash_bytes(key)); }
 
 int32_t StringInterner::intern(std::string_view key, uint64_t h) {
   // Load factor at most 2/3 keeps probes short.
-  if ((hashes_.size() + 1) * 3 > slots_.size() * 2) grow();
-  const std::size_t mask = slots_.size() - 1;
-  std::size_t slot = h & mask;
-  for (;; slot = (slot + 1) & mask) {
-    int32_t index = slots_[slot];
-    if (index < 0) break;
-    if (hashes_[index] == h && at(index) == key) return index;
-  }
-  if (hashes_.size() >= static_cast<std::size_t>(INT32_MAX - 1))
+  if ((static_cast<std::size_t>(size()) + 1) * 3 > slots_.size() * 2) grow();
+  std::size_t slot;
+  const int32_t found = probe(key, h, slot);
+  if (found >= 0) return found;
+  if (size() >= INT32_MAX - 1)
     throw Error(sqlstate::kProgramLimitExceeded, "identity merge supports at most 2147483646 records and identifiers");
   // 32-bit offsets (4 bytes per string instead of 8): the keys of one kind, each stored once, must fit in 4 GB.
   if (arena_.size() + key.size() > UINT32_MAX)
@@ -75,19 +97,17 @@ int32_t StringInterner::intern(std::string_view key, uint64_t h) {
   const int32_t index = size();
   arena_.append(key.begin(), key.end());
   offsets_.push_back(static_cast<uint32_t>(arena_.size()));
-  hashes_.push_back(h);
-  slots_[slot] = index;
+  slots_[slot] = (h >> 32) << 32 | (static_cast<uint64_t>(index) + 1);
   return index;
 }
 
 void StringInterner::release_lookup() {
-  hashes_.release();
-  std::vector<int32_t>().swap(slots_);
+  decltype(slots_)().swap(slots_);
+  shift_ = 64;
 }
 
 std::size_t StringInterner::memory_bytes() const {
-  return arena_.memory_bytes() + offsets_.memory_bytes() + hashes_.memory_bytes() +
-         slots_.capacity() * sizeof(int32_t);
+  return arena_.memory_bytes() + offsets_.memory_bytes() + slots_.capacity() * sizeof(uint64_t);
 }
 
 // ---- IdentityGraph ----
