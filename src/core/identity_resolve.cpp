@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <numeric>
+#include <sys/mman.h>
 #include <unordered_map>
 
 #include "core/no_postgres.h"
@@ -25,47 +27,67 @@ uint64_t hash_bytes(std::string_view bytes) {
 
 // ---- StringInterner ----
 
+void* allocate_huge_page_aligned(std::size_t bytes) {
+  constexpr std::size_t kHuge = 2 << 20;
+  if (bytes < kHuge) {
+    void* p = std::malloc(bytes ? bytes : 1);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  const std::size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, rounded);
+  if (!p) throw std::bad_alloc();
+  madvise(p, rounded, MADV_HUGEPAGE);  // before the pages are touched; failure just leaves small pages
+  return p;
+}
+
 void StringInterner::reserve(std::size_t count, std::size_t bytes) {
   arena_.reserve(bytes);
   offsets_.reserve(count + 1);
-  hashes_.reserve(count);
 }
 
 void StringInterner::grow() {
-  std::size_t capacity = slots_.empty() ? 1024 : slots_.size() * 2;
-  slots_.assign(capacity, -1);
+  const std::size_t capacity = slots_.empty() ? 1024 : slots_.size() * 2;
+  decltype(slots_) old(capacity, 0);
+  old.swap(slots_);
+  shift_ = 64 - __builtin_ctzll(capacity);
   const std::size_t mask = capacity - 1;
-  for (int32_t i = 0; i < size(); ++i) {
-    std::size_t slot = hashes_[i] & mask;
-    while (slots_[slot] >= 0) slot = (slot + 1) & mask;
-    slots_[slot] = i;
+  // The home slot is the top bits of the hash, which the tag holds (capacity <= 2^32).
+  for (uint64_t entry : old) {
+    if (entry == 0) continue;
+    std::size_t slot = (entry >> 32) >> (shift_ - 32);
+    while (slots_[slot] != 0) slot = (slot + 1) & mask;
+    slots_[slot] = entry;
+  }
+}
+
+int32_t StringInterner::probe(std::string_view key, uint64_t h, std::size_t& slot) const {
+  const std::size_t mask = slots_.size() - 1;
+  const uint32_t tag = static_cast<uint32_t>(h >> 32);
+  for (slot = h >> shift_;; slot = (slot + 1) & mask) {
+    const uint64_t entry = slots_[slot];
+    if (entry == 0) return -1;
+    if (static_cast<uint32_t>(entry >> 32) != tag) continue;
+    const int32_t index = static_cast<int32_t>(static_cast<uint32_t>(entry) - 1);
+    if (at(index) == key) return index;
   }
 }
 
 int32_t StringInterner::find(std::string_view key) const {
   if (slots_.empty()) return -1;
-  const uint64_t h = hash_bytes(key);
-  const std::size_t mask = slots_.size() - 1;
-  for (std::size_t slot = h & mask;; slot = (slot + 1) & mask) {
-    int32_t index = slots_[slot];
-    if (index < 0) return -1;
-    if (hashes_[index] == h && at(index) == key) return index;
-  }
+  std::size_t slot;
+  return probe(key, hash_bytes(key), slot);
 }
 
 int32_t StringInterner::intern(std::string_view key) { return intern(key, hash_bytes(key)); }
 
 int32_t StringInterner::intern(std::string_view key, uint64_t h) {
   // Load factor at most 2/3 keeps probes short.
-  if ((hashes_.size() + 1) * 3 > slots_.size() * 2) grow();
-  const std::size_t mask = slots_.size() - 1;
-  std::size_t slot = h & mask;
-  for (;; slot = (slot + 1) & mask) {
-    int32_t index = slots_[slot];
-    if (index < 0) break;
-    if (hashes_[index] == h && at(index) == key) return index;
-  }
-  if (hashes_.size() >= static_cast<std::size_t>(INT32_MAX - 1))
+  if ((static_cast<std::size_t>(size()) + 1) * 3 > slots_.size() * 2) grow();
+  std::size_t slot;
+  const int32_t found = probe(key, h, slot);
+  if (found >= 0) return found;
+  if (size() >= INT32_MAX - 1)
     throw Error(sqlstate::kProgramLimitExceeded, "identity merge supports at most 2147483646 records and identifiers");
   // 32-bit offsets (4 bytes per string instead of 8): the keys of one kind, each stored once, must fit in 4 GB.
   if (arena_.size() + key.size() > UINT32_MAX)
@@ -75,19 +97,17 @@ int32_t StringInterner::intern(std::string_view key, uint64_t h) {
   const int32_t index = size();
   arena_.append(key.begin(), key.end());
   offsets_.push_back(static_cast<uint32_t>(arena_.size()));
-  hashes_.push_back(h);
-  slots_[slot] = index;
+  slots_[slot] = (h >> 32) << 32 | (static_cast<uint64_t>(index) + 1);
   return index;
 }
 
 void StringInterner::release_lookup() {
-  hashes_.release();
-  std::vector<int32_t>().swap(slots_);
+  decltype(slots_)().swap(slots_);
+  shift_ = 64;
 }
 
 std::size_t StringInterner::memory_bytes() const {
-  return arena_.memory_bytes() + offsets_.memory_bytes() + hashes_.memory_bytes() +
-         slots_.capacity() * sizeof(int32_t);
+  return arena_.memory_bytes() + offsets_.memory_bytes() + slots_.capacity() * sizeof(uint64_t);
 }
 
 // ---- IdentityGraph ----
@@ -194,19 +214,53 @@ std::string_view IdentityGraph::record_key(int32_t record) const {
   return key.substr(key.find('\0') + 1);
 }
 
-bool IdentityGraph::record_before(int32_t a, int32_t b) const {
-  uint64_t ha = records_.hash(a), hb = records_.hash(b);
-  if (ha != hb) return ha < hb;
-  return records_.at(a) < records_.at(b);
+namespace {
+// A sort key: (group, hash), ties broken by the bytes of index's key.
+struct Keyed {
+  uint64_t hash;
+  uint32_t index;
+  uint32_t group;
+};
+template <class Bytes>
+std::vector<int32_t> sort_keyed(std::vector<Keyed>& items, Bytes bytes) {
+  auto same = [](const Keyed& a, const Keyed& b) { return a.group == b.group && a.hash == b.hash; };
+  std::sort(items.begin(), items.end(), [](const Keyed& a, const Keyed& b) {
+    return a.group != b.group ? a.group < b.group : a.hash < b.hash;
+  });
+  for (std::size_t i = 0; i < items.size();) {  // equal hashes (a 64-bit collision): by bytes
+    std::size_t j = i + 1;
+    while (j < items.size() && same(items[i], items[j])) ++j;
+    if (j - i > 1)
+      std::sort(items.begin() + i, items.begin() + j,
+                [&](const Keyed& a, const Keyed& b) { return bytes(a.index) < bytes(b.index); });
+    i = j;
+  }
+  std::vector<int32_t> order(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) order[i] = static_cast<int32_t>(items[i].index);
+  return order;
+}
+}  // namespace
+
+std::vector<int32_t> IdentityGraph::canonical_records() const {
+  std::vector<Keyed> items(records_.size());
+  for (int32_t r = 0; r < records_.size(); ++r) items[r] = {records_.hash(r), static_cast<uint32_t>(r), 0};
+  return sort_keyed(items, [this](uint32_t r) { return records_.at(static_cast<int32_t>(r)); });
 }
 
-bool IdentityGraph::identifier_before(int32_t a, int32_t b) const {
-  int ta = identifier_type(a), tb = identifier_type(b);
-  if (types_[ta].priority != types_[tb].priority) return types_[ta].priority > types_[tb].priority;
-  if (ta != tb) return ta < tb;
-  uint64_t ha = identifiers_.hash(a), hb = identifiers_.hash(b);
-  if (ha != hb) return ha < hb;
-  return identifiers_.at(a) < identifiers_.at(b);
+std::vector<int32_t> IdentityGraph::canonical_identifiers(bool linking_only) const {
+  // Group of a type: its position by priority descending, then type index.
+  std::vector<uint32_t> by_priority(types_.size());
+  std::iota(by_priority.begin(), by_priority.end(), 0);
+  std::stable_sort(by_priority.begin(), by_priority.end(),
+                   [this](uint32_t a, uint32_t b) { return types_[a].priority > types_[b].priority; });
+  std::vector<uint32_t> group(types_.size());
+  for (std::size_t g = 0; g < by_priority.size(); ++g) group[by_priority[g]] = static_cast<uint32_t>(g);
+  std::vector<Keyed> items;
+  for (int32_t i = 0; i < identifiers_.size(); ++i) {
+    if (linking_only && static_cast<Reason>(reason_[i]) != Reason::kNone) continue;
+    items.push_back({identifiers_.hash(i), static_cast<uint32_t>(i), group[identifier_type(i)]});
+  }
+  return sort_keyed(items, [this](uint32_t i) { return identifiers_.at(static_cast<int32_t>(i)); });
 }
 
 int32_t IdentityGraph::find(int32_t record) {
@@ -237,16 +291,19 @@ std::size_t IdentityGraph::memory_bytes() const {
          bytes(person_of_root_) + bytes(persons_) + bytes(cuts_) + bytes(events_);
 }
 
-void IdentityGraph::build_adjacency() {
+void IdentityGraph::build_adjacency(const std::vector<int32_t>& record_order) {
   const int32_t n_ident = identifiers_.size();
   offsets_.assign(n_ident + 1, 0);
   for (uint64_t pair : link_pairs_) ++offsets_[static_cast<uint32_t>(pair) + 1];
   for (int32_t i = 0; i < n_ident; ++i) offsets_[i + 1] += offsets_[i];
   adjacent_.resize(link_pairs_.size());
   {
+    // Filled with each record's canonical rank, so sorting needs no look-ups.
+    std::vector<int32_t> rank(record_order.size());
+    for (std::size_t k = 0; k < record_order.size(); ++k) rank[record_order[k]] = static_cast<int32_t>(k);
     std::vector<int64_t> fill(offsets_.begin(), offsets_.end() - 1);
     for (uint64_t pair : link_pairs_) {
-      adjacent_[fill[static_cast<uint32_t>(pair)]++] = static_cast<int32_t>(pair >> 32);
+      adjacent_[fill[static_cast<uint32_t>(pair)]++] = rank[static_cast<int32_t>(pair >> 32)];
       ticks().tick();
     }
   }
@@ -255,11 +312,14 @@ void IdentityGraph::build_adjacency() {
   int64_t write = 0;
   for (int32_t i = 0; i < n_ident; ++i) {
     int64_t begin = offsets_[i], end = offsets_[i + 1];
-    std::sort(adjacent_.begin() + begin, adjacent_.begin() + end,
-              [this](int32_t a, int32_t b) { return record_before(a, b); });
+    std::sort(adjacent_.begin() + begin, adjacent_.begin() + end);
     offsets_[i] = write;
-    for (int64_t p = begin; p < end; ++p)
-      if (p == begin || adjacent_[p] != adjacent_[p - 1]) adjacent_[write++] = adjacent_[p];
+    int32_t last = -1;  // ranks are >= 0; written over with records as the range is compacted
+    for (int64_t p = begin; p < end; ++p) {
+      const int32_t rank = adjacent_[p];
+      if (rank != last) adjacent_[write++] = record_order[rank];
+      last = rank;
+    }
     ticks().tick();
   }
   offsets_[n_ident] = write;
@@ -347,14 +407,15 @@ void IdentityGraph::link_components(const std::vector<int32_t>& order) {
 void IdentityGraph::resolve(const Blocklist& blocklist) {
   const int32_t n_ident = identifiers_.size();
   const int32_t n_rec = records_.size();
-  build_adjacency();
+  person_per_record_ = false;
+  std::vector<int32_t> record_order = canonical_records();
+  build_adjacency(record_order);
   stats_ = ResolveStats{};
   stats_.records = n_rec;
   stats_.identifiers = n_ident;
   stats_.links = static_cast<int64_t>(adjacent_.size());
 
   // Exclusions are recomputed every run from the current rules.
-  std::vector<int32_t> order;
   for (int32_t i = 0; i < n_ident; ++i) {
     ticks().tick();
     Reason reason = static_cast<Reason>(reason_[i]) == Reason::kInvalid ? Reason::kInvalid : Reason::kNone;
@@ -364,27 +425,28 @@ void IdentityGraph::resolve(const Blocklist& blocklist) {
     if (reason == Reason::kNone && rule.hub_threshold > 0 && identifier_records(i) > rule.hub_threshold)
       reason = Reason::kHub;
     reason_[i] = static_cast<uint8_t>(reason);
-    if (reason == Reason::kNone) order.push_back(i);
   }
-  std::sort(order.begin(), order.end(), [this](int32_t a, int32_t b) { return identifier_before(a, b); });
   cuts_.clear();
-  link_components(order);
+  link_components(canonical_identifiers(true));
 
   // Compress and order the components canonically (by their first record in canonical order).
-  std::vector<int32_t> first_record(n_rec, -1);
   for (int32_t r = 0; r < n_rec; ++r) {
-    const int32_t root = find(r);
-    parent_[r] = root;
-    int32_t& first = first_record[root];
-    if (first < 0 || record_before(r, first)) first = r;
+    parent_[r] = find(r);
     ticks().tick();
   }
   component_order_.clear();
-  for (int32_t r = 0; r < n_rec; ++r)
-    if (parent_[r] == r) component_order_.push_back(r);
-  std::sort(component_order_.begin(), component_order_.end(),
-            [&](int32_t a, int32_t b) { return record_before(first_record[a], first_record[b]); });
-  std::vector<int32_t>().swap(first_record);
+  {
+    // A component's place is its first record's in canonical record order.
+    std::vector<uint8_t> seen(n_rec, 0);
+    for (int32_t r : record_order) {
+      const int32_t root = parent_[r];
+      if (!seen[root]) {
+        seen[root] = 1;
+        component_order_.push_back(root);
+      }
+    }
+  }
+  std::vector<int32_t>().swap(record_order);
   std::vector<int32_t> rank(n_rec, 0);  // root -> canonical rank
   for (std::size_t i = 0; i < component_order_.size(); ++i) rank[component_order_[i]] = static_cast<int32_t>(i);
 
@@ -459,12 +521,7 @@ void IdentityGraph::assign_ids(int64_t first_new_id) {
     return a.kind < b.kind;
   });
 
-  if (!events_.empty()) {  // the canonical order of all identifiers, excluded ones included
-    std::vector<int32_t> order(identifiers_.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [this](int32_t a, int32_t b) { return identifier_before(a, b); });
-    attribute_events(order);
-  }
+  if (!events_.empty()) attribute_events(canonical_identifiers(false));  // excluded ones included
 
   stats_.persons = static_cast<int64_t>(persons_.size());
   stats_.new_persons = next - first_new_id;
@@ -484,6 +541,11 @@ void IdentityGraph::assign_ids(int64_t first_new_id) {
     ++stats_.previous_records;
     if (previous_[r] != person_of_root_[parent_[r]]) ++stats_.changed_records;
   }
+  // Every record's person in place (roots keep theirs; parent_ points at roots since resolve), so
+  // record_person and identifier_person need no union-find look-up while the results are written.
+  for (int32_t r = 0; r < records_.size(); ++r)
+    if (parent_[r] != r) person_of_root_[r] = person_of_root_[parent_[r]];
+  person_per_record_ = true;
 }
 
 void IdentityGraph::release_resolving_state() {
@@ -492,6 +554,7 @@ void IdentityGraph::release_resolving_state() {
   std::vector<int32_t>().swap(adjacent_);
   std::vector<uint8_t>().swap(cut_);
   std::vector<int32_t>().swap(size_);
+  if (person_per_record_) std::vector<int32_t>().swap(parent_);
   std::vector<int32_t>().swap(limited_head_);
   std::vector<int32_t>().swap(limited_next_);
   std::vector<int32_t>().swap(limited_identifier_);

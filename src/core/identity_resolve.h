@@ -8,6 +8,7 @@
 #include "core/pod_array.h"
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,7 +19,32 @@ namespace cdp::identity {
 // order of records and identifiers, so results never depend on input row order.
 uint64_t hash_bytes(std::string_view bytes);
 
+// Allocates large arrays on 2 MB boundaries and asks for transparent huge pages: a hash table of
+// hundreds of MB probed at random then costs far fewer TLB misses (a hint; ordinary pages otherwise).
+template <class T>
+struct HugePageAllocator {
+  using value_type = T;
+  HugePageAllocator() = default;
+  template <class U>
+  HugePageAllocator(const HugePageAllocator<U>&) {}
+  T* allocate(std::size_t n);
+  void deallocate(T* p, std::size_t) { std::free(p); }
+  template <class U>
+  bool operator==(const HugePageAllocator<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const HugePageAllocator<U>&) const { return false; }
+};
+void* allocate_huge_page_aligned(std::size_t bytes);  // std::bad_alloc when out of memory
+template <class T>
+T* HugePageAllocator<T>::allocate(std::size_t n) {
+  return static_cast<T*>(allocate_huge_page_aligned(n * sizeof(T)));
+}
+
 // Strings stored once in an arena and numbered densely (0, 1, ...) in insertion order; open addressing.
+// Each slot holds the top 32 bits of its key's hash with the key's index, so a probe rejects other keys
+// without touching them and confirms a candidate by one look at its bytes; a key's home slot is the top
+// bits of its hash, so growing re-places the slots without rehashing. The hashes themselves are not kept:
+// hash(index) recomputes one from the bytes.
 class StringInterner {
  public:
   int32_t intern(std::string_view key);     // index of key, inserting it when new
@@ -27,17 +53,17 @@ class StringInterner {
   // the table's cache lines are on their way while other keys are handled (hints only; any order works).
   int32_t intern(std::string_view key, uint64_t hash);
   void prefetch_slot(uint64_t hash) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]);
+    if (!slots_.empty()) __builtin_prefetch(&slots_[hash >> shift_]);
   }
   void prefetch_entry(uint64_t hash) const {
     if (slots_.empty()) return;
     const std::size_t mask = slots_.size() - 1;
-    // Every entry on the key's probe sequence (up to 8): each is compared by its hash.
-    for (std::size_t slot = hash & mask, n = 0; n < 8; slot = (slot + 1) & mask, ++n) {
-      const int32_t index = slots_[slot];
-      if (index < 0) return;
-      __builtin_prefetch(&hashes_[index]);
-      if (n == 0) __builtin_prefetch(&offsets_[index]);
+    const uint32_t tag = static_cast<uint32_t>(hash >> 32);
+    // The offsets of the candidates on the key's probe sequence (up to 8) whose hash tags match.
+    for (std::size_t slot = hash >> shift_, n = 0; n < 8; slot = (slot + 1) & mask, ++n) {
+      const uint64_t entry = slots_[slot];
+      if (entry == 0) return;
+      if (static_cast<uint32_t>(entry >> 32) == tag) __builtin_prefetch(&offsets_[static_cast<uint32_t>(entry) - 1]);
     }
   }
   int32_t find(std::string_view key) const;  // -1 when absent
@@ -45,20 +71,21 @@ class StringInterner {
   std::string_view at(int32_t index) const {
     return std::string_view(arena_.data() + offsets_[index], offsets_[index + 1] - offsets_[index]);
   }
-  uint64_t hash(int32_t index) const { return hashes_[index]; }
+  uint64_t hash(int32_t index) const { return hash_bytes(at(index)); }  // recomputed: works after release_lookup too
   int32_t size() const { return static_cast<int32_t>(offsets_.size() - 1); }
   std::size_t memory_bytes() const;
   void reserve(std::size_t count, std::size_t bytes);
-  // Frees the hash table and the hashes; at() and size() keep working, intern/find/hash must not be called.
+  // Frees the hash table; at(), hash() and size() keep working, intern/find must not be called.
   void release_lookup();
 
  private:
   void grow();
+  int32_t probe(std::string_view key, uint64_t hash, std::size_t& slot) const;  // index, or -1 at the empty `slot`
   // PodArray: grown by realloc, only what is written is resident (pod_array.h).
   PodArray<char> arena_;
   PodArray<uint32_t> offsets_;  // string i is arena_[offsets_[i], offsets_[i + 1])
-  PodArray<uint64_t> hashes_;
-  std::vector<int32_t> slots_;  // -1 = empty
+  std::vector<uint64_t, HugePageAllocator<uint64_t>> slots_;  // 0 = empty, else (hash >> 32) << 32 | (index + 1); a power of two
+  int shift_ = 64;               // home slot of a hash: hash >> shift_ (64 - log2 of the slot count)
 };
 
 // One row of cdp.identifier_types.
@@ -157,7 +184,9 @@ class IdentityGraph {
   std::string_view record_bytes(int32_t record) const { return records_.at(record); }
   // one byte type index (types are sorted by name) + value: byte order is (type name, value) order.
   std::string_view identifier_bytes(int32_t identifier) const { return identifiers_.at(identifier); }
-  int64_t record_person(int32_t record) const { return person_of_root_[find_const(record)]; }
+  int64_t record_person(int32_t record) const {
+    return person_per_record_ ? person_of_root_[record] : person_of_root_[find_const(record)];
+  }
   int64_t previous_person(int32_t record) const { return previous_[record]; }
   int identifier_type(int32_t identifier) const { return static_cast<uint8_t>(identifiers_.at(identifier)[0]); }
   std::string_view identifier_value(int32_t identifier) const { return identifiers_.at(identifier).substr(1); }
@@ -180,9 +209,12 @@ class IdentityGraph {
  private:
   int32_t find(int32_t record);
   int32_t find_const(int32_t record) const;
-  bool record_before(int32_t a, int32_t b) const;
-  bool identifier_before(int32_t a, int32_t b) const;
-  void build_adjacency();
+  // Records in canonical order (hash of the key, then the key's bytes).
+  std::vector<int32_t> canonical_records() const;
+  // Identifiers (all, or only those linking: reason kNone) in canonical order: priority descending, type,
+  // hash of the key, the key's bytes.
+  std::vector<int32_t> canonical_identifiers(bool linking_only) const;
+  void build_adjacency(const std::vector<int32_t>& record_order);
   void link_components(const std::vector<int32_t>& order);
   void attribute_events(const std::vector<int32_t>& order);
 
@@ -208,7 +240,8 @@ class IdentityGraph {
   std::vector<int32_t> limited_next_, limited_identifier_;
   std::vector<int32_t> anchor_;          // identifier -> a record of its person, -1 if none
   std::vector<int32_t> component_order_;  // roots in canonical order (by smallest record)
-  std::vector<int64_t> person_of_root_;  // root -> person id (after assign_ids)
+  std::vector<int64_t> person_of_root_;  // root -> person id; after assign_ids: record -> person id
+  bool person_per_record_ = false;
   int64_t new_components_ = 0;
   std::vector<std::pair<int64_t, int64_t>> persons_;
   std::vector<Cut> cuts_;

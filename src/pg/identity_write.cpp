@@ -2,6 +2,8 @@
 // results are loaded, the graph resolved, person ids assigned, and only what changed is written.
 #include "pg/identity_internal.h"
 
+#include "core/byte_sort.h"
+
 extern "C" {
 #include "access/xact.h"  // GetCurrentTransactionStartTimestamp
 }
@@ -154,8 +156,7 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     // `removed`): it is appended too, with its index entries, instead of INSERT ... ON CONFLICT.
     const bool append_new = appender.usable();
     // Key order also makes the primary key's build after a first load a single pass (presorted input).
-    std::sort(changed.begin(), changed.end(),
-              [&](int32_t a, int32_t b) { return graph.record_bytes(a) < graph.record_bytes(b); });
+    sort_by_bytes(changed, [&](int32_t record) { return graph.record_bytes(record); });
     for (int32_t record : changed) {
       const int64_t person = graph.record_person(record);
       if (bulk || (append_new && graph.previous_person(record) == 0)) {
@@ -303,8 +304,7 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
       // A value without a stored row (0; fingerprints are odd) is written whatever its fingerprint.
       if (previous_row[i] == 0 || previous_row[i] != fingerprint_of(i)) order.push_back(i);
     }
-    std::sort(order.begin(), order.end(),
-              [&](int32_t a, int32_t b) { return graph.identifier_bytes(a) < graph.identifier_bytes(b); });
+    sort_by_bytes(order, [&](int32_t identifier) { return graph.identifier_bytes(identifier); });
     for (int32_t identifier : order) {
       interrupts.tick();
       const int64_t person = graph.identifier_person(identifier);

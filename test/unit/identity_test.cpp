@@ -391,6 +391,46 @@ TEST(IdentityInterner, PrefetchedInterningMatchesPlain) {
   EXPECT_EQ(graph.find_identifier(email, "a@b.c"), v);
 }
 
+// Keys whose hashes share the tag (the top 32 bits) or the whole hash are told apart by their bytes,
+// across growth; interning with a given hash finds what was interned with it.
+TEST(IdentityInterner, ForcedHashTagCollisionsCompareBytes) {
+  StringInterner interner;
+  const uint64_t same_hash = 0x123456789abcdef0ULL;
+  std::vector<uint64_t> hashes;
+  for (int i = 0; i < 3000; ++i) {
+    // i % 3 == 0: the very same hash; 1: the same tag (same home slot), other low bits; 2: an ordinary hash.
+    const uint64_t h = i % 3 == 0 ? same_hash
+                       : i % 3 == 1 ? (same_hash & 0xffffffff00000000ULL) | static_cast<uint32_t>(i)
+                                    : cdp::identity::hash_bytes("c" + std::to_string(i));
+    hashes.push_back(h);
+    EXPECT_EQ(interner.intern("c" + std::to_string(i), h), i);
+  }
+  for (int i = 0; i < 3000; ++i) {
+    EXPECT_EQ(interner.intern("c" + std::to_string(i), hashes[i]), i);
+    EXPECT_EQ(interner.at(i), "c" + std::to_string(i));
+  }
+  EXPECT_EQ(interner.size(), 3000);
+  EXPECT_EQ(interner.intern("c", same_hash), 3000);  // a prefix of colliding keys is a key of its own
+  EXPECT_EQ(interner.intern("", same_hash), 3001);
+  EXPECT_EQ(interner.intern("c", same_hash), 3000);
+  EXPECT_EQ(interner.find("c2"), 2);  // an ordinary hash is found by find(), which hashes itself
+}
+
+// hash() is the key's hash_bytes (recomputed), also after the lookup table is released.
+TEST(IdentityInterner, HashAndAtSurviveReleasingTheLookup) {
+  StringInterner interner;
+  EXPECT_EQ(interner.find("x"), -1);  // empty
+  for (int i = 0; i < 5000; ++i) interner.intern("k" + std::to_string(i));
+  const std::size_t before = interner.memory_bytes();
+  interner.release_lookup();
+  EXPECT_LT(interner.memory_bytes(), before);
+  for (int i = 0; i < 5000; i += 7) {
+    EXPECT_EQ(interner.at(i), "k" + std::to_string(i));
+    EXPECT_EQ(interner.hash(i), cdp::identity::hash_bytes("k" + std::to_string(i)));
+  }
+  EXPECT_EQ(interner.size(), 5000);
+}
+
 TEST(IdentityNormalise, BlocklistPatternShapesAgreeWithLike) {
   const char* patterns[] = {"%@example.com", "noreply@%", "%test%", "exact", "a_c%", "50\\%%", "%"};
   const char* values[] = {"x@example.com", "noreply@x", "mytestcase", "exact", "abcd", "50%off", "", "other"};
