@@ -19,8 +19,9 @@ ISOLATION := $(basename $(notdir $(sort $(wildcard specs/*.spec))))
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
-PG_CXXFLAGS = -std=c++17 -Wno-register -Wno-missing-field-initializers -fvisibility-inlines-hidden
-SHLIB_LINK += -lphonenumber -lstdc++
+PG_CXXFLAGS = -std=c++17 -pthread -Wno-register -Wno-missing-field-initializers -fvisibility-inlines-hidden
+# -pthread: the identity reader normalises phones on one worker thread (src/core/worker_thread.h).
+SHLIB_LINK += -lphonenumber -lstdc++ -pthread
 
 # No LLVM bitcode: Debian's server is built with LLVM JIT, and PGXS would install our C++ as bitcode
 # for the JIT inliner. LLVM 14's inliner aborts the whole server (assertion in FunctionSummary cast)

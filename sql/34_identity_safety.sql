@@ -52,6 +52,26 @@ CALL cdp.merge_identities('big_obs', true);
 RESET maintenance_work_mem;
 SELECT * FROM unchanged;
 
+-- 2b. Phones are normalised (libphonenumber) on a worker thread while the observations are read: a
+-- statement_timeout early in the read, one later (the read over, the worker still busy or about done),
+-- and the memory limit, all stop that thread cleanly; the backend lives on and nothing is written.
+CREATE TABLE phone_obs AS
+  SELECT 'crm' AS source, 'c' || g AS source_key, 'phone' AS id_type,
+         '020 7' || substr(lpad(g::text, 7, '0'), 1, 3) || ' ' || substr(lpad(g::text, 7, '0'), 4) AS id_value,
+         '2024-02-01'::timestamptz AS observed_at FROM generate_series(1, 200000) g;
+ANALYZE phone_obs;
+UPDATE cdp.identity_settings SET default_phone_region = 'GB';
+SET statement_timeout = '150ms';
+CALL cdp.merge_identities('phone_obs', true);
+SET statement_timeout = '1s';
+CALL cdp.merge_identities('phone_obs', true);
+RESET statement_timeout;
+SET maintenance_work_mem = '1MB';
+CALL cdp.merge_identities('phone_obs', true);
+RESET maintenance_work_mem;
+UPDATE cdp.identity_settings SET default_phone_region = 'US';
+SELECT * FROM unchanged;
+
 -- 3. A bad row found only at the end of the input (an unknown id_type), after all else was read.
 CREATE TABLE late_bad AS SELECT * FROM big_obs
   UNION ALL SELECT 'web', 'last', 'fax', '555', '2024-02-02';
@@ -98,4 +118,4 @@ DROP TABLE small_obs;
 
 RESET client_min_messages;
 DROP VIEW unchanged;
-DROP TABLE obs, big_obs, late_bad, snapshot;
+DROP TABLE obs, big_obs, phone_obs, late_bad, snapshot;

@@ -26,12 +26,18 @@ namespace {
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 }  // namespace
 
-void trim_into(std::string_view raw, std::string& out) {
+namespace {
+std::string_view trimmed(std::string_view raw) {
   std::size_t begin = 0, end = raw.size();
   while (begin < end && is_space(raw[begin])) ++begin;
   while (end > begin && is_space(raw[end - 1])) --end;
-  out.assign(raw.data() + begin, end - begin);
+  return raw.substr(begin, end - begin);
 }
+}  // namespace
+
+void trim_into(std::string_view raw, std::string& out) { out.assign(trimmed(raw)); }
+
+std::size_t trimmed_size(std::string_view raw) { return trimmed(raw).size(); }
 
 Outcome normalise_email(std::string_view raw, std::string& out) {
   trim_into(raw, out);

@@ -41,6 +41,7 @@ class ValueNormaliser {
 
 // Individual normalisers (exposed for unit tests).
 void trim_into(std::string_view raw, std::string& out);
+std::size_t trimmed_size(std::string_view raw);  // the size trim_into would give
 // trim + ASCII lower-case; gmail.com/googlemail.com: drop "+tag" and dots in the local part,
 // googlemail.com -> gmail.com. Anything without exactly one '@' and text on both sides is invalid.
 Outcome normalise_email(std::string_view raw, std::string& out);

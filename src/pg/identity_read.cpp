@@ -2,6 +2,8 @@
 // the executor with the caller's privileges, normalised, and its links stored in cdp.identity_links.
 #include "pg/identity_internal.h"
 
+#include "core/phone_worker.h"
+
 namespace cdp::pg::identity_glue {
 
 std::string relation_name(Oid relation) {
@@ -48,6 +50,41 @@ void validate_columns(Oid relation, const std::string& name) {
 }
 
 
+namespace {
+// The phone worker of the read in progress, stopped by an exit callback: a FATAL error (e.g. a terminated
+// backend) leaves through proc_exit without unwinding the reader, and the thread must not run on while the
+// process tears itself down.
+identity::PhoneWorker* active_phone_worker = nullptr;
+bool phone_exit_hook = false;
+void stop_phone_worker(int, Datum) {
+  if (active_phone_worker) active_phone_worker->stop();
+}
+
+// Owns the read's PhoneWorker (its destructor stops and joins the thread on every way out of the read).
+class ActivePhoneWorker {
+ public:
+  explicit ActivePhoneWorker(const std::string& region) {
+    if (!phone_exit_hook) {
+      pg_call([] { before_shmem_exit(stop_phone_worker, (Datum)0); });
+      phone_exit_hook = true;
+    }
+    worker_ = std::make_unique<identity::PhoneWorker>(region);
+    active_phone_worker = worker_.get();
+  }
+  ~ActivePhoneWorker() { reset(); }
+  ActivePhoneWorker(const ActivePhoneWorker&) = delete;
+  ActivePhoneWorker& operator=(const ActivePhoneWorker&) = delete;
+  identity::PhoneWorker* operator->() { return worker_.get(); }
+  void reset() {
+    active_phone_worker = nullptr;
+    worker_.reset();
+  }
+
+ private:
+  std::unique_ptr<identity::PhoneWorker> worker_;
+};
+}  // namespace
+
 struct IngestLink {  // one observation row: 16 bytes (first/last seen are merged from `at` when stored)
   int32_t record, identifier;
   int64_t at;
@@ -92,12 +129,26 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   std::set<std::string> unknown_types;
   identity::Normalised normalised;
   // Phones: libphonenumber takes ~25 us per number and one number repeats on many records, written in a
-  // few ways: each distinct raw value (per type) is normalised once and remembered as its identifier, and
-  // the validity check (half of the cost) runs once per parsed number (PhoneMemo).
+  // few ways: each distinct raw value (per type) is normalised once, and the validity check (half of the
+  // cost) runs once per parsed number (PhoneMemo). That work runs on a worker thread (core/phone_worker.h)
+  // while this thread scans: a new raw value is handed to it, and links to phones carry ~entry (its
+  // phone_raw index, negative) until the scan ends; then each entry becomes an identifier and the links are
+  // rewritten. Whether a phone row is skipped must be known when it is read (a skipped row adds no record),
+  // and needs no libphonenumber: empty <=> blank after trimming; too long <=> longer than kMaxValueBytes
+  // after trimming and not valid (a valid number's E.164 form is short). So blank values are skipped here,
+  // values up to kMaxValueBytes are always kept (as E.164 or as invalid), and the rare longer ones wait in
+  // `long_phones` for the memo once the worker has ended.
   constexpr int32_t kSkipEmpty = -1, kSkipTooLong = -2;
-  identity::PhoneMemo phone_memo(config.phone_region);
-  identity::StringInterner phone_raw;  // type byte + raw value
-  std::vector<int32_t> phone_identifier;  // per phone_raw entry: identifier, or kSkipEmpty / kSkipTooLong
+  ActivePhoneWorker phone_worker(config.phone_region);
+  identity::StringInterner phone_raw;  // type byte + raw value; entry i is the worker's spelling i
+  std::vector<int32_t> phone_identifier;  // per phone_raw entry, after the scan: its identifier
+  struct LongPhone {
+    int type;
+    std::string source, key, value;
+    int64_t at;
+  };
+  std::vector<LongPhone> long_phones;
+  std::size_t long_phone_bytes = 0;
   std::string phone_key;
   std::string last_type_name;
   int last_type = -1;
@@ -143,22 +194,21 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
       phone_key.assign(1, static_cast<char>(p.type));
       phone_key.append(value);
       const int32_t entry = phone_raw.intern(phone_key, p.value_hash);
-      if (entry == static_cast<int32_t>(phone_identifier.size())) {  // first time: normalise
-        normalised.outcome = phone_memo.normalise(value, normalised.value);
-        phone_identifier.push_back(
-            identifier_of(p.type, normalised, IdentityGraph::identifier_hash(p.type, normalised.value)));
-      }
-      identifier = phone_identifier[entry];
+      if (entry == phone_worker->count()) phone_worker->add(value);  // first time: normalised by the worker
+      // A placeholder, replaced once the scan has ended: ~entry is negative, and may equal kSkipEmpty or
+      // kSkipTooLong, which is why the skip checks below are for other values only (a phone row that got
+      // here is kept).
+      identifier = ~entry;
     } else {
       identifier = identifier_of(p.type, norm, p.value_hash);
-    }
-    if (identifier == kSkipEmpty) {
-      ++skipped.empty;
-      return;
-    }
-    if (identifier == kSkipTooLong) {
-      ++skipped.too_long;
-      return;
+      if (identifier == kSkipEmpty) {
+        ++skipped.empty;
+        return;
+      }
+      if (identifier == kSkipTooLong) {
+        ++skipped.too_long;
+        return;
+      }
     }
     high_water_mark = has_hwm ? std::max(high_water_mark, p.at) : p.at;
     has_hwm = true;
@@ -186,7 +236,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     ++read;
     if ((++rows_seen & 16383) == 0)
       memory.check(staged.memory_bytes() + links.memory_bytes() + phone_raw.memory_bytes() +
-                   phone_identifier.capacity() * sizeof(int32_t) + phone_memo.memory_bytes());
+                   phone_worker->memory_bytes() + long_phone_bytes);
     const TextCell &source = row.cell(0), &key = row.cell(1), &type_name = row.cell(2), &value = row.cell(3);
     if (source.is_null() || key.is_null() || type_name.is_null() || value.is_null() || row.is_null(4)) {
       ++skipped.null_field;
@@ -210,9 +260,23 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
       ++skipped.too_long;
       return;
     }
+    const bool phone = staged.types()[type].normaliser == identity::Normaliser::kPhone;
+    if (phone) {  // skipped or kept: decided now, without libphonenumber (see phone_worker above)
+      const std::size_t trimmed = identity::trimmed_size(value.view());
+      if (trimmed == 0) {
+        ++skipped.empty;
+        return;
+      }
+      if (trimmed > identity::kMaxValueBytes) {
+        long_phones.push_back(LongPhone{type, std::string(source.view()), std::string(key.view()),
+                                        std::string(value.view()), static_cast<int64_t>(row.datum(4))});
+        long_phone_bytes += sizeof(LongPhone) + source.len + key.len + value.len;
+        return;
+      }
+    }
     Pending& p = pending[batched];
     p.type = type;
-    p.phone = staged.types()[type].normaliser == identity::Normaliser::kPhone;
+    p.phone = phone;
     keep(source.view(), p.source_at, p.source_len);
     keep(key.view(), p.key_at, p.key_len);
     keep(value.view(), p.value_at, p.value_len);
@@ -237,7 +301,7 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   }, /*parallel_ok=*/true);  // the planner decides; it pays off for the few rows after a high-water mark
   flush_batch();
   memory.check(staged.memory_bytes() + links.memory_bytes() + phone_raw.memory_bytes() +
-               phone_identifier.capacity() * sizeof(int32_t) + phone_memo.memory_bytes());
+               phone_worker->memory_bytes() + long_phone_bytes);
   if (!unknown_types.empty()) {
     std::string list;
     for (const std::string& t : unknown_types) list += (list.empty() ? "\"" : ", \"") + t + "\"";
@@ -246,10 +310,51 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
          "Add the type to cdp.identifier_types or filter it out of the observations.");
   }
 
+  // The phones: wait for the worker (cancel is polled meanwhile), then number the normalised values as
+  // identifiers in entry order and put them into the links in place of the placeholders.
+  phone_worker->finish([&interrupts] { interrupts.poll(); });
+  phone_identifier.reserve(static_cast<std::size_t>(phone_raw.size()));
+  for (int32_t entry = 0; entry < phone_raw.size(); ++entry) {
+    interrupts.tick();
+    const int type = static_cast<uint8_t>(phone_raw.at(entry)[0]);
+    normalised.outcome = phone_worker->outcome(entry);
+    normalised.value.assign(phone_worker->value(entry));
+    const int32_t identifier =
+        identifier_of(type, normalised, IdentityGraph::identifier_hash(type, normalised.value));
+    if (identifier < 0)  // cannot happen: the value was not blank and at most kMaxValueBytes long
+      fail(sqlstate::kInternalError, "phone value skipped after it was linked");
+    phone_identifier.push_back(identifier);
+  }
+  for (IngestLink& link : links) {
+    interrupts.tick();
+    if (link.identifier < 0) link.identifier = phone_identifier[~link.identifier];
+  }
+  memory.check(staged.memory_bytes() + links.memory_bytes() + phone_raw.memory_bytes() +
+               phone_worker->memory_bytes() + long_phone_bytes + phone_identifier.capacity() * sizeof(int32_t));
+  // Phone values longer than kMaxValueBytes (kept only if valid): the worker has ended, so its memo is free.
+  for (const LongPhone& row : long_phones) {
+    interrupts.tick();
+    normalised.outcome = phone_worker->memo().normalise(row.value, normalised.value);
+    const int32_t identifier =
+        identifier_of(row.type, normalised, IdentityGraph::identifier_hash(row.type, normalised.value));
+    if (identifier == kSkipEmpty) {
+      ++skipped.empty;
+      continue;
+    }
+    if (identifier == kSkipTooLong) {
+      ++skipped.too_long;
+      continue;
+    }
+    high_water_mark = has_hwm ? std::max(high_water_mark, row.at) : row.at;
+    has_hwm = true;
+    links.push_back(IngestLink{staged.add_record(row.source, row.key), identifier, row.at});
+  }
+
   // What only reading needs goes before the links are sorted and stored (the run's memory peak).
-  phone_memo = identity::PhoneMemo(config.phone_region);
+  phone_worker.reset();
   phone_raw = identity::StringInterner();
   std::vector<int32_t>().swap(phone_identifier);
+  std::vector<LongPhone>().swap(long_phones);
   phases.lap("read");
   notice("merge_identities: read " + std::to_string(read) + " observations (" +
          std::to_string(skipped.null_field + skipped.empty + skipped.too_long) + " skipped) in " +
