@@ -2,6 +2,8 @@
 // the graph the new links touch is loaded, re-resolved and written.
 #include "pg/identity_internal.h"
 
+#include "core/byte_sort.h"
+
 #include <numeric>
 
 namespace cdp::pg::identity_glue {
@@ -115,8 +117,7 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
     std::vector<int32_t> order(staged.record_count());
     std::iota(order.begin(), order.end(), 0);
     // source '\0' source_key: byte order is (source, source_key) order.
-    std::sort(order.begin(), order.end(),
-              [&](int32_t a, int32_t b) { return staged.record_bytes(a) < staged.record_bytes(b); });
+    sort_by_bytes(order, [&](int32_t r) { return staged.record_bytes(r); });
     for (int32_t r : order) {
       sources.push_back(staged.record_source(r));
       keys.push_back(staged.record_key(r));
@@ -127,8 +128,7 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
     std::vector<int32_t> order(staged.identifier_count());
     std::iota(order.begin(), order.end(), 0);
     // type index (types sorted by name) + value: byte order is (id_type, id_value) order.
-    std::sort(order.begin(), order.end(),
-              [&](int32_t a, int32_t b) { return staged.identifier_bytes(a) < staged.identifier_bytes(b); });
+    sort_by_bytes(order, [&](int32_t i) { return staged.identifier_bytes(i); });
     for (int32_t i : order) {
       type_names.push_back(staged.types()[staged.identifier_type(i)].name);
       values.push_back(staged.identifier_value(i));
@@ -333,8 +333,7 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
         order.push_back(i);
     }
     std::vector<StoredValue>().swap(staged_value);
-    std::sort(order.begin(), order.end(),
-              [&](int32_t a, int32_t b) { return graph.identifier_bytes(a) < graph.identifier_bytes(b); });
+    sort_by_bytes(order, [&](int32_t i) { return graph.identifier_bytes(i); });
     std::vector<std::string_view> t, v;
     std::vector<int64_t> index;
     for (int32_t i : order) {

@@ -167,7 +167,8 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   struct Pending {
     int type;
     bool phone;
-    uint32_t source_at, source_len, key_at, key_len, value_at, value_len;  // in batch_bytes
+    uint32_t source_at, source_len, key_at, key_len;  // in batch_bytes
+    uint32_t value_at, value_len;  // a phone's phone_raw key in batch_bytes (other values: batch_normalised)
     int64_t at;
     uint64_t record_hash, value_hash;  // value_hash: of the identifier key, or of phone_raw's key
   };
@@ -187,31 +188,31 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     if (norm.value.size() > identity::kMaxValueBytes) return kSkipTooLong;
     return staged.add_identifier(type, norm.value, norm.outcome == identity::Outcome::kOk, hash);
   };
+  // A skipped value is counted and true returned; a kept one moves the high-water mark.
+  auto skipped_value = [&](int32_t identifier) {
+    if (identifier == kSkipEmpty) ++skipped.empty;
+    if (identifier == kSkipTooLong) ++skipped.too_long;
+    return identifier == kSkipEmpty || identifier == kSkipTooLong;
+  };
+  auto advance_high_water_mark = [&](int64_t at) {
+    high_water_mark = has_hwm ? std::max(high_water_mark, at) : at;
+    has_hwm = true;
+  };
   auto finish_row = [&](const Pending& p, identity::Normalised& norm) {
-    const std::string_view value = bytes_of(p.value_at, p.value_len);
     int32_t identifier;
     if (p.phone) {
-      phone_key.assign(1, static_cast<char>(p.type));
-      phone_key.append(value);
-      const int32_t entry = phone_raw.intern(phone_key, p.value_hash);
-      if (entry == phone_worker->count()) phone_worker->add(value);  // first time: normalised by the worker
+      const std::string_view raw_key = bytes_of(p.value_at, p.value_len);  // type byte + raw value
+      const int32_t entry = phone_raw.intern(raw_key, p.value_hash);
+      if (entry == phone_worker->count()) phone_worker->add(raw_key.substr(1));  // first time: normalised by the worker
       // A placeholder, replaced once the scan has ended: ~entry is negative, and may equal kSkipEmpty or
       // kSkipTooLong, which is why the skip checks below are for other values only (a phone row that got
       // here is kept).
       identifier = ~entry;
     } else {
       identifier = identifier_of(p.type, norm, p.value_hash);
-      if (identifier == kSkipEmpty) {
-        ++skipped.empty;
-        return;
-      }
-      if (identifier == kSkipTooLong) {
-        ++skipped.too_long;
-        return;
-      }
+      if (skipped_value(identifier)) return;
     }
-    high_water_mark = has_hwm ? std::max(high_water_mark, p.at) : p.at;
-    has_hwm = true;
+    advance_high_water_mark(p.at);
     const std::string_view source = bytes_of(p.source_at, p.source_len), key = bytes_of(p.key_at, p.key_len);
     if (last_record < 0 || key != last_key || source != last_source) {
       last_record = staged.add_record(source, key, p.record_hash);
@@ -279,13 +280,13 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     p.phone = phone;
     keep(source.view(), p.source_at, p.source_len);
     keep(key.view(), p.key_at, p.key_len);
-    keep(value.view(), p.value_at, p.value_len);
     p.at = static_cast<int64_t>(row.datum(4));
     p.record_hash = IdentityGraph::record_hash(source.view(), key.view());
     staged.prefetch_record(p.record_hash, 0);
-    if (p.phone) {
+    if (p.phone) {  // kept as phone_raw's key, built once: type byte + value
       phone_key.assign(1, static_cast<char>(type));
       phone_key.append(value.view());
+      keep(phone_key, p.value_at, p.value_len);
       p.value_hash = identity::hash_bytes(phone_key);
       phone_raw.prefetch_slot(p.value_hash);
     } else {
@@ -337,16 +338,8 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     normalised.outcome = phone_worker->memo().normalise(row.value, normalised.value);
     const int32_t identifier =
         identifier_of(row.type, normalised, IdentityGraph::identifier_hash(row.type, normalised.value));
-    if (identifier == kSkipEmpty) {
-      ++skipped.empty;
-      continue;
-    }
-    if (identifier == kSkipTooLong) {
-      ++skipped.too_long;
-      continue;
-    }
-    high_water_mark = has_hwm ? std::max(high_water_mark, row.at) : row.at;
-    has_hwm = true;
+    if (skipped_value(identifier)) continue;
+    advance_high_water_mark(row.at);
     links.push_back(IngestLink{staged.add_record(row.source, row.key), identifier, row.at});
   }
 
