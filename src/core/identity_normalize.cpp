@@ -24,6 +24,14 @@ Normaliser parse_normaliser(std::string_view name) {
 
 namespace {
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+// ASCII case folding, byte by byte, so UTF-8 sequences are never touched. boost::algorithm::to_lower
+// gives the same in the classic locale but looks the locale's ctype facet up for every character (a
+// dynamic_cast each): at 10M observations that was about 2 s of a run.
+void fold_ascii_case(std::string& text) {
+  for (char& c : text)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+}
 }  // namespace
 
 namespace {
@@ -42,7 +50,7 @@ std::size_t trimmed_size(std::string_view raw) { return trimmed(raw).size(); }
 Outcome normalise_email(std::string_view raw, std::string& out) {
   trim_into(raw, out);
   if (out.empty()) return Outcome::kEmpty;
-  boost::algorithm::to_lower(out);  // ASCII case folding; domains and almost all mailboxes are case-blind
+  fold_ascii_case(out);  // domains and almost all mailboxes are case-blind
   const std::size_t at = out.find('@');
   if (at == std::string::npos || at == 0 || at + 1 == out.size() || out.find('@', at + 1) != std::string::npos ||
       std::any_of(out.begin(), out.end(), is_space))
@@ -197,7 +205,7 @@ void ValueNormaliser::normalise(Normaliser kind, std::string_view raw, Normalise
       return;
     case Normaliser::kLower:
       trim_into(raw, out.value);
-      boost::algorithm::to_lower(out.value);
+      fold_ascii_case(out.value);
       out.outcome = out.value.empty() ? Outcome::kEmpty : Outcome::kOk;
       return;
     case Normaliser::kEmail:
@@ -272,7 +280,7 @@ bool simple_like_match(std::string_view text, std::string_view pattern) {
 }  // namespace
 
 void Blocklist::add(Entry entry) {
-  boost::algorithm::to_lower(entry.pattern);
+  fold_ascii_case(entry.pattern);
   if (entry.reason.empty()) entry.reason = "blocklist";
   const std::size_t index = entries_.size();
   if (entry.is_like) {
@@ -287,7 +295,7 @@ void Blocklist::add(Entry entry) {
 const std::string* Blocklist::match(int type, std::string_view value) const {
   if (entries_.empty()) return nullptr;
   lowered_.assign(value);
-  boost::algorithm::to_lower(lowered_);
+  fold_ascii_case(lowered_);
   for (int t : {type, -1}) {
     blocklist_key(key_, t, lowered_);
     auto it = exact_.find(key_);
