@@ -222,7 +222,7 @@ struct Keyed {
   uint32_t group;
 };
 template <class Bytes>
-std::vector<int32_t> sort_keyed(std::vector<Keyed>& items, Bytes bytes) {
+HugeVector<int32_t> sort_keyed(HugeVector<Keyed>& items, Bytes bytes) {
   auto same = [](const Keyed& a, const Keyed& b) { return a.group == b.group && a.hash == b.hash; };
   std::sort(items.begin(), items.end(), [](const Keyed& a, const Keyed& b) {
     return a.group != b.group ? a.group < b.group : a.hash < b.hash;
@@ -235,19 +235,19 @@ std::vector<int32_t> sort_keyed(std::vector<Keyed>& items, Bytes bytes) {
                 [&](const Keyed& a, const Keyed& b) { return bytes(a.index) < bytes(b.index); });
     i = j;
   }
-  std::vector<int32_t> order(items.size());
+  HugeVector<int32_t> order(items.size());
   for (std::size_t i = 0; i < items.size(); ++i) order[i] = static_cast<int32_t>(items[i].index);
   return order;
 }
 }  // namespace
 
-std::vector<int32_t> IdentityGraph::canonical_records() const {
-  std::vector<Keyed> items(records_.size());
+HugeVector<int32_t> IdentityGraph::canonical_records() const {
+  HugeVector<Keyed> items(records_.size());
   for (int32_t r = 0; r < records_.size(); ++r) items[r] = {records_.hash(r), static_cast<uint32_t>(r), 0};
   return sort_keyed(items, [this](uint32_t r) { return records_.at(static_cast<int32_t>(r)); });
 }
 
-std::vector<int32_t> IdentityGraph::canonical_identifiers(bool linking_only) const {
+HugeVector<int32_t> IdentityGraph::canonical_identifiers(bool linking_only) const {
   // Group of a type: its position by priority descending, then type index.
   std::vector<uint32_t> by_priority(types_.size());
   std::iota(by_priority.begin(), by_priority.end(), 0);
@@ -255,7 +255,7 @@ std::vector<int32_t> IdentityGraph::canonical_identifiers(bool linking_only) con
                    [this](uint32_t a, uint32_t b) { return types_[a].priority > types_[b].priority; });
   std::vector<uint32_t> group(types_.size());
   for (std::size_t g = 0; g < by_priority.size(); ++g) group[by_priority[g]] = static_cast<uint32_t>(g);
-  std::vector<Keyed> items;
+  HugeVector<Keyed> items;
   for (int32_t i = 0; i < identifiers_.size(); ++i) {
     if (linking_only && static_cast<Reason>(reason_[i]) != Reason::kNone) continue;
     items.push_back({identifiers_.hash(i), static_cast<uint32_t>(i), group[identifier_type(i)]});
@@ -291,7 +291,7 @@ std::size_t IdentityGraph::memory_bytes() const {
          bytes(person_of_root_) + bytes(persons_) + bytes(cuts_) + bytes(events_);
 }
 
-void IdentityGraph::build_adjacency(const std::vector<int32_t>& record_order) {
+void IdentityGraph::build_adjacency(const HugeVector<int32_t>& record_order) {
   const int32_t n_ident = identifiers_.size();
   offsets_.assign(n_ident + 1, 0);
   for (uint64_t pair : link_pairs_) ++offsets_[static_cast<uint32_t>(pair) + 1];
@@ -299,9 +299,9 @@ void IdentityGraph::build_adjacency(const std::vector<int32_t>& record_order) {
   adjacent_.resize(link_pairs_.size());
   {
     // Filled with each record's canonical rank, so sorting needs no look-ups.
-    std::vector<int32_t> rank(record_order.size());
+    HugeVector<int32_t> rank(record_order.size());
     for (std::size_t k = 0; k < record_order.size(); ++k) rank[record_order[k]] = static_cast<int32_t>(k);
-    std::vector<int64_t> fill(offsets_.begin(), offsets_.end() - 1);
+    HugeVector<int64_t> fill(offsets_.begin(), offsets_.end() - 1);
     for (uint64_t pair : link_pairs_) {
       adjacent_[fill[static_cast<uint32_t>(pair)]++] = rank[static_cast<int32_t>(pair >> 32)];
       ticks().tick();
@@ -328,7 +328,7 @@ void IdentityGraph::build_adjacency(const std::vector<int32_t>& record_order) {
   cut_.assign(adjacent_.size(), 0);
 }
 
-void IdentityGraph::link_components(const std::vector<int32_t>& order) {
+void IdentityGraph::link_components(const HugeVector<int32_t>& order) {
   const int32_t n_rec = records_.size();
   parent_.resize(n_rec);
   std::iota(parent_.begin(), parent_.end(), 0);
@@ -408,7 +408,7 @@ void IdentityGraph::resolve(const Blocklist& blocklist) {
   const int32_t n_ident = identifiers_.size();
   const int32_t n_rec = records_.size();
   person_per_record_ = false;
-  std::vector<int32_t> record_order = canonical_records();
+  HugeVector<int32_t> record_order = canonical_records();
   build_adjacency(record_order);
   stats_ = ResolveStats{};
   stats_.records = n_rec;
@@ -446,8 +446,8 @@ void IdentityGraph::resolve(const Blocklist& blocklist) {
       }
     }
   }
-  std::vector<int32_t>().swap(record_order);
-  std::vector<int32_t> rank(n_rec, 0);  // root -> canonical rank
+  decltype(record_order)().swap(record_order);
+  HugeVector<int32_t> rank(n_rec, 0);  // root -> canonical rank
   for (std::size_t i = 0; i < component_order_.size(); ++i) rank[component_order_[i]] = static_cast<int32_t>(i);
 
   // Stable ids: each previous person is kept by the component holding most of its records (ties: the
@@ -494,7 +494,7 @@ void IdentityGraph::resolve(const Blocklist& blocklist) {
     i = end;
   }
   std::vector<int32_t>().swap(known);
-  std::vector<int32_t>().swap(rank);
+  decltype(rank)().swap(rank);
   new_components_ = 0;
   for (int32_t root : component_order_)
     if (person_of_root_[root] == 0) ++new_components_;
@@ -551,20 +551,20 @@ void IdentityGraph::assign_ids(int64_t first_new_id) {
 void IdentityGraph::release_resolving_state() {
   records_.release_lookup();
   identifiers_.release_lookup();
-  std::vector<int32_t>().swap(adjacent_);
-  std::vector<uint8_t>().swap(cut_);
-  std::vector<int32_t>().swap(size_);
-  if (person_per_record_) std::vector<int32_t>().swap(parent_);
-  std::vector<int32_t>().swap(limited_head_);
-  std::vector<int32_t>().swap(limited_next_);
-  std::vector<int32_t>().swap(limited_identifier_);
-  std::vector<int32_t>().swap(component_order_);
+  decltype(adjacent_)().swap(adjacent_);
+  decltype(cut_)().swap(cut_);
+  decltype(size_)().swap(size_);
+  if (person_per_record_) decltype(parent_)().swap(parent_);
+  decltype(limited_head_)().swap(limited_head_);
+  decltype(limited_next_)().swap(limited_next_);
+  decltype(limited_identifier_)().swap(limited_identifier_);
+  decltype(component_order_)().swap(component_order_);
 }
 
 // The identifier named in merge_history: for a merge, the first identifier (in linking order) whose
 // linked records span the merged person and another one; for a split, the first identifier of the
 // split person that is now excluded or had a link cut.
-void IdentityGraph::attribute_events(const std::vector<int32_t>& order) {
+void IdentityGraph::attribute_events(const HugeVector<int32_t>& order) {
   if (events_.empty()) return;
   std::unordered_map<int64_t, std::vector<std::size_t>> merges_from, splits_from;
   for (std::size_t e = 0; e < events_.size(); ++e)

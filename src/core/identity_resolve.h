@@ -39,6 +39,9 @@ template <class T>
 T* HugePageAllocator<T>::allocate(std::size_t n) {
   return static_cast<T*>(allocate_huge_page_aligned(n * sizeof(T)));
 }
+// The graph's per-record, per-identifier and per-link arrays, read at random while resolving and writing.
+template <class T>
+using HugeVector = std::vector<T, HugePageAllocator<T>>;
 
 // Strings stored once in an arena and numbered densely (0, 1, ...) in insertion order; open addressing.
 // Each slot holds the top 32 bits of its key's hash with the key's index, so a probe rejects other keys
@@ -210,13 +213,13 @@ class IdentityGraph {
   int32_t find(int32_t record);
   int32_t find_const(int32_t record) const;
   // Records in canonical order (hash of the key, then the key's bytes).
-  std::vector<int32_t> canonical_records() const;
+  HugeVector<int32_t> canonical_records() const;
   // Identifiers (all, or only those linking: reason kNone) in canonical order: priority descending, type,
   // hash of the key, the key's bytes.
-  std::vector<int32_t> canonical_identifiers(bool linking_only) const;
-  void build_adjacency(const std::vector<int32_t>& record_order);
-  void link_components(const std::vector<int32_t>& order);
-  void attribute_events(const std::vector<int32_t>& order);
+  HugeVector<int32_t> canonical_identifiers(bool linking_only) const;
+  void build_adjacency(const HugeVector<int32_t>& record_order);
+  void link_components(const HugeVector<int32_t>& order);
+  void attribute_events(const HugeVector<int32_t>& order);
 
   std::vector<TypeRule> types_;
   Interrupts* interrupts_;
@@ -228,19 +231,19 @@ class IdentityGraph {
   PodArray<int64_t> previous_;
   PodArray<uint8_t> reason_;
   PodArray<int64_t> first_seen_, last_seen_;
-  std::vector<int64_t> total_records_;  // per identifier, 0 = all its records are loaded (set_identifier_totals)
+  HugeVector<int64_t> total_records_;  // per identifier, 0 = all its records are loaded (set_identifier_totals)
   PodArray<uint64_t> link_pairs_;  // raw links, record << 32 | identifier, released after build_adjacency
 
   // After resolve.
-  std::vector<int64_t> offsets_;         // identifier -> range in adjacent_
-  std::vector<int32_t> adjacent_;        // records of each identifier, in canonical record order
-  std::vector<uint8_t> cut_;             // per adjacency slot: 1 = link cut
-  std::vector<int32_t> parent_, size_;   // union-find over records
-  std::vector<int32_t> limited_head_;    // per root: first attached value of a limited type
-  std::vector<int32_t> limited_next_, limited_identifier_;
-  std::vector<int32_t> anchor_;          // identifier -> a record of its person, -1 if none
-  std::vector<int32_t> component_order_;  // roots in canonical order (by smallest record)
-  std::vector<int64_t> person_of_root_;  // root -> person id; after assign_ids: record -> person id
+  HugeVector<int64_t> offsets_;         // identifier -> range in adjacent_
+  HugeVector<int32_t> adjacent_;        // records of each identifier, in canonical record order
+  HugeVector<uint8_t> cut_;             // per adjacency slot: 1 = link cut
+  HugeVector<int32_t> parent_, size_;   // union-find over records
+  HugeVector<int32_t> limited_head_;    // per root: first attached value of a limited type
+  HugeVector<int32_t> limited_next_, limited_identifier_;
+  HugeVector<int32_t> anchor_;          // identifier -> a record of its person, -1 if none
+  HugeVector<int32_t> component_order_;  // roots in canonical order (by smallest record)
+  HugeVector<int64_t> person_of_root_;  // root -> person id; after assign_ids: record -> person id
   bool person_per_record_ = false;
   int64_t new_components_ = 0;
   std::vector<std::pair<int64_t, int64_t>> persons_;
