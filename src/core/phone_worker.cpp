@@ -24,7 +24,7 @@ std::string warmed_up(std::string region) {
 }  // namespace
 
 PhoneWorker::PhoneWorker(std::string default_region, std::size_t batch)
-    : batch_(batch ? batch : 1), memo_(warmed_up(std::move(default_region))) {
+    : batch_(batch ? batch : 1), memo_(warmed_up(default_region)), owner_memo_(std::move(default_region)) {
   offsets_.push_back(0);
 }
 
@@ -42,34 +42,58 @@ void PhoneWorker::hand_over() {
   batch->ends.swap(pending_ends_);
   pending_.reserve(batch->bytes.size());
   pending_ends_.reserve(batch_);
+  batches_.push_back(batch);
   const std::size_t bytes = batch->memory_bytes();
   queued_bytes_.fetch_add(bytes, std::memory_order_relaxed);
   worker_.post([this, batch, bytes] {
-    normalise(*batch);
+    if (!batch->claimed.exchange(true)) {
+      normalise(*batch, memo_, out_, [this] { return worker_.stop_requested(); });
+      worker_bytes_.store(memo_.memory_bytes() + out_.capacity(), std::memory_order_relaxed);
+    }
     queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
   });
 }
 
-void PhoneWorker::normalise(const Batch& batch) {
+bool PhoneWorker::normalise(Batch& batch, PhoneMemo& memo, std::string& out, const std::function<bool()>& stopped) {
+  batch.value_ends.reserve(batch.ends.size());
+  batch.outcomes.reserve(batch.ends.size());
   uint32_t begin = 0;
   for (const uint32_t end : batch.ends) {
-    if (worker_.stop_requested()) return;
-    const Outcome outcome = memo_.normalise(std::string_view(batch.bytes.data() + begin, end - begin), out_);
+    if (stopped()) return false;
+    const Outcome outcome = memo.normalise(std::string_view(batch.bytes.data() + begin, end - begin), out);
     begin = end;
-    values_.append(out_.begin(), out_.end());
-    offsets_.push_back(values_.size());
-    outcomes_.push_back(static_cast<uint8_t>(outcome));
+    batch.values.append(out);
+    batch.value_ends.push_back(static_cast<uint32_t>(batch.values.size()));
+    batch.outcomes.push_back(static_cast<uint8_t>(outcome));
   }
-  worker_bytes_.store(memo_.memory_bytes() + values_.memory_bytes() + offsets_.memory_bytes() +
-                          outcomes_.memory_bytes() + out_.capacity(),
-                      std::memory_order_relaxed);
+  result_bytes_.fetch_add(batch.result_bytes(), std::memory_order_relaxed);
+  return true;
 }
 
 void PhoneWorker::finish(const std::function<void()>& poll) {
   hand_over();
   std::string().swap(pending_);
   std::vector<uint32_t>().swap(pending_ends_);
-  worker_.finish(poll);
+  // The worker claims batches from the front, the owner from the back: the first batch the owner finds
+  // claimed means every earlier one is the worker's.
+  for (auto it = batches_.rbegin(); it != batches_.rend(); ++it) {
+    if (poll) poll();
+    if ((*it)->claimed.exchange(true)) break;
+    normalise(**it, owner_memo_, owner_out_, [] { return false; });
+    ++batches_by_owner_;
+  }
+  worker_.finish(poll);  // joins the worker: its batches' results are visible from here on
+  for (auto& batch : batches_) {
+    if (batch->outcomes.size() != batch->ends.size())
+      throw Error(sqlstate::kInternalError, "phone normalisation lost spellings");  // cannot happen
+    const uint64_t base = values_.size();
+    values_.append(batch->values.begin(), batch->values.end());
+    for (const uint32_t end : batch->value_ends) offsets_.push_back(base + end);
+    outcomes_.append(batch->outcomes.begin(), batch->outcomes.end());
+    result_bytes_.fetch_sub(batch->result_bytes(), std::memory_order_relaxed);
+    batch.reset();
+  }
+  std::vector<std::shared_ptr<Batch>>().swap(batches_);
   if (outcomes_.size() != static_cast<std::size_t>(added_))
     throw Error(sqlstate::kInternalError, "phone normalisation lost spellings");  // cannot happen
 }

@@ -145,6 +145,27 @@ TEST(PhoneWorker, EqualsPhoneMemoInOrder) {
   }
 }
 
+// With many spellings still queued when the reader finishes, the owner normalises batches from the back
+// while the worker goes on from the front; every result is still PhoneMemo's, in add order.
+TEST(PhoneWorker, OwnerSharesTheQueuedBatches) {
+  std::vector<std::string> spellings;
+  for (int i = 0; i < 20000; ++i)
+    spellings.push_back(i % 3 ? "07700 9" + std::to_string(10000 + i) : "+44 20 7946 " + std::to_string(1000 + i));
+  PhoneMemo memo("GB");
+  PhoneWorker worker("GB", 64);
+  for (const std::string& s : spellings) worker.add(s);
+  int polls = 0;
+  worker.finish([&polls] { ++polls; });
+  EXPECT_GT(worker.batches_by_owner(), 0);  // 20,000 parses take the worker far longer than the adds
+  EXPECT_GT(polls, 0);
+  std::string expected;
+  for (std::size_t i = 0; i < spellings.size(); ++i) {
+    const Outcome outcome = memo.normalise(spellings[i], expected);
+    ASSERT_EQ(worker.outcome(static_cast<int32_t>(i)), outcome) << spellings[i];
+    ASSERT_EQ(worker.value(static_cast<int32_t>(i)), expected) << spellings[i];
+  }
+}
+
 TEST(PhoneWorker, DestroyedWhileBusyStopsCleanly) {
   for (int round = 0; round < 5; ++round) {
     PhoneWorker worker("GB", 16);
