@@ -152,6 +152,13 @@ Outcome PhoneMemo::normalise(std::string_view raw, std::string& out) {
     bytes_ += spelled_key_.capacity() + 32 + 64;
     spelled_.emplace(spelled_key_, result == Outcome::kOk ? out : std::string());
   }
+  // A valid number's E.164 form is itself a plain spelling, and it parses back to the same number in any
+  // region: remembered now, a later "+44 20 7946 0958" of a number first seen as "020 7946 0958" needs no
+  // parse (about a third of the parses of the benchmark's phones).
+  if (result == Outcome::kOk && !(plain && out == spelled_key_) && spelled_.find(out) == spelled_.end()) {
+    bytes_ += out.capacity() * 2 + 64;
+    spelled_.emplace(out, out);
+  }
   return result;
 }
 
@@ -160,6 +167,7 @@ Outcome PhoneMemo::parse_and_check(std::string& out) {
   using i18n::phonenumbers::PhoneNumberUtil;
   const PhoneNumberUtil* util = phone_util();
   PhoneNumber number;
+  ++parses_;
   if (util->Parse(out, region_, &number) != PhoneNumberUtil::NO_PARSING_ERROR) return Outcome::kInvalid;
   // Parse (unlike ParseAndKeepRawInput) keeps nothing of the spelling (no raw input, country code source
   // or carrier code): the number is these fields, and IsValidNumber and E.164 formatting are functions of them.

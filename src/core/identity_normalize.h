@@ -59,6 +59,7 @@ class PhoneMemo {
   Outcome normalise(std::string_view raw, std::string& out);
   std::size_t numbers() const { return formatted_.size(); }
   std::size_t spellings() const { return spelled_.size(); }
+  std::size_t parses() const { return parses_; }  // calls into libphonenumber's Parse
   std::size_t memory_bytes() const {
     return bytes_ + (formatted_.bucket_count() + spelled_.bucket_count()) * sizeof(void*);
   }
@@ -72,6 +73,7 @@ class PhoneMemo {
   std::unordered_map<std::string, std::string> formatted_;  // serialised number -> E.164, "" = not valid
   std::string key_;
   std::size_t bytes_ = 0;
+  std::size_t parses_ = 0;
 };
 
 // SQL LIKE matching ('%' any run, '_' one byte, '\' escapes), the pattern syntax of

@@ -151,6 +151,27 @@ TEST(IdentityNormalise, PhoneMemoEqualsNormalisePhone) {
   }
 }
 
+// A valid number's E.164 form is remembered as a spelling of its own: the "+44 ..." of a number first seen
+// in national form is answered from the memo, with normalise_phone's result (Italian leading zeros too).
+TEST(IdentityNormalise, PhoneMemoRemembersTheE164FormOfValidNumbers) {
+  const std::vector<std::pair<const char*, std::vector<const char*>>> cases = {
+      {"GB", {"020 7946 0958", "+44 20 7946 0958", "+442079460958", "0044 20 7946 0958"}},
+      {"IT", {"06 1234 5678", "+39 06 1234 5678", "+390612345678"}},
+      {"US", {"(415) 555-2671", "+1 415 555 2671", "+14155552671"}}};
+  for (const auto& [region, raws] : cases) {
+    PhoneMemo memo(region);
+    std::string got, expected;
+    ASSERT_EQ(memo.normalise(raws[0], got), Outcome::kOk) << raws[0];
+    EXPECT_EQ(memo.spellings(), 2u) << region;  // the national digits and the E.164 form
+    for (const char* raw : raws) {
+      ASSERT_EQ(memo.normalise(raw, got), normalise_phone(raw, region, expected)) << raw;
+      EXPECT_EQ(got, expected) << raw;
+    }
+    // The E.164 spellings were answered without a parse; GB's "0044 ..." form is parsed (other digits).
+    EXPECT_EQ(memo.parses(), std::string(region) == "GB" ? 2u : 1u) << region;
+  }
+}
+
 // The memo's premise for plain spellings: libphonenumber's result depends only on the '+' and the digits
 // when the rest is spaces, '-', '(', ')' and '.'. Random numbers (national, +country, 00 country, short,
 // long, junk) in random punctuation, five regions: every spelling normalises like its bare digits, and
