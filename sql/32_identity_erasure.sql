@@ -63,6 +63,22 @@ SELECT cdp.person_id('customer_id', '12') AS bob_again;
 SELECT kind, count(*) FROM cdp.identity_tombstones GROUP BY kind ORDER BY kind;
 SELECT run_id, kind, records, persons, splits FROM cdp.merge_runs ORDER BY run_id;
 
+-- cdp.identity_links is unlogged: a crash empties it while the results stay. An erasure then refuses
+-- (re-resolving nothing would drop every record), and the next merge, though incremental, re-reads its
+-- relation in full: the same persons with the same ids, and the links stored again.
+SELECT relpersistence AS links_persistence FROM pg_class WHERE oid = 'cdp.identity_links'::regclass;
+CREATE TEMP TABLE map_before AS SELECT source, source_key, person_id FROM cdp.identity_map;
+TRUNCATE cdp.identity_links;
+\set VERBOSITY sqlstate
+CALL cdp.forget_identifier('email', 'ann@mail.com');
+\set VERBOSITY default
+CALL cdp.forget_identifier('email', 'ann@mail.com');
+CALL cdp.merge_identities('obs');
+SELECT full_rebuild, observations_read FROM cdp.merge_runs ORDER BY run_id DESC LIMIT 1;
+SELECT count(*) AS records_moved FROM map_before b FULL JOIN cdp.identity_map m USING (source, source_key)
+ WHERE b.person_id IS DISTINCT FROM m.person_id;
+SELECT count(*) AS links_stored_again FROM cdp.identity_links;
+
 -- Bad calls.
 \set VERBOSITY sqlstate
 CALL cdp.forget_person(999999);

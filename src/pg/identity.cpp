@@ -33,6 +33,14 @@ static bool nothing_stored(Oid relation) {
   return result_int64(0, 1) != 0;
 }
 
+// cdp.identity_links is unlogged: a crash (or a restore without unlogged data, or a promoted replica)
+// leaves it empty while cdp.identity_map still holds results. Nothing can then be re-resolved from it.
+bool links_lost() {
+  spi_run(
+      "SELECT (NOT EXISTS (SELECT FROM cdp.identity_links) AND EXISTS (SELECT FROM cdp.identity_map))::int4::int8");
+  return result_int64(0, 1) != 0;
+}
+
 void finish_run(int64_t run_id, const identity::ResolveStats& s, const Skipped& skipped, int64_t read,
                 int64_t new_links, bool has_hwm, int64_t hwm, const MemoryGuard& memory, const Phases& phases,
                 const std::string& fingerprint, int64_t resolved_links) {
@@ -77,6 +85,11 @@ extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
     if (!full_rebuild && nothing_stored(relation)) {
       // A first run reads every row either way. As a full rebuild the graph it reads is resolved at
       // once, instead of being stored, read back from cdp.identity_links and resolved (~1.3x faster).
+      full_rebuild = true;
+      spi_run("UPDATE cdp.merge_runs SET full_rebuild = true WHERE run_id = $1", {int8_param(run_id)});
+    } else if (!full_rebuild && links_lost()) {
+      notice("merge_identities: cdp.identity_links is empty (unlogged, emptied by a crash or a restore without "
+             "it): this run re-reads all observations, as a full rebuild");
       full_rebuild = true;
       spi_run("UPDATE cdp.merge_runs SET full_rebuild = true WHERE run_id = $1", {int8_param(run_id)});
     }

@@ -10,6 +10,16 @@ PG_FUNCTION_INFO_V1(cdp_forget_person);
 using namespace cdp::pg;
 using namespace cdp::pg::identity_glue;
 
+// An erasure re-resolves what the stored links say; without them (lost in a crash) it would drop every
+// record, so it waits for a full merge to store them again.
+static void refuse_when_links_lost() {
+  if (links_lost())
+    fail(cdp::sqlstate::kObjectNotInPrerequisiteState,
+         "cdp.identity_links is empty while persons exist (it is unlogged and was emptied by a crash or a restore)",
+         "Erasure re-resolves the stored links.",
+         "Run CALL cdp.merge_identities(<observations>) first; it re-reads the observations in full.");
+}
+
 extern "C" Datum cdp_forget_identifier(PG_FUNCTION_ARGS) {
   return guarded([&]() -> Datum {
     require_args(fcinfo, 2, "id_type and id_value");
@@ -19,6 +29,7 @@ extern "C" Datum cdp_forget_identifier(PG_FUNCTION_ARGS) {
     cdp::Interrupts interrupts = pg_interrupts();
     MemoryGuard memory;
     const int64_t run_id = start_run("forget", InvalidOid, false);
+    refuse_when_links_lost();
     const Config config = load_config();
     const cdp::identity::Normalised value = normalise_one(config, type_name, raw);
     if (value.outcome == cdp::identity::Outcome::kEmpty)
@@ -48,6 +59,7 @@ extern "C" Datum cdp_forget_person(PG_FUNCTION_ARGS) {
     cdp::Interrupts interrupts = pg_interrupts();
     MemoryGuard memory;
     const int64_t run_id = start_run("forget", InvalidOid, false);
+    refuse_when_links_lost();
     const Config config = load_config();
     const std::vector<SpiArg> key{int8_param(person)};
     spi_run("SELECT FROM cdp.persons WHERE person_id = $1", key);

@@ -149,6 +149,7 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
 
 // identity.cpp
 int64_t start_run(const char* kind, Oid relation, bool full_rebuild);
+bool links_lost();  // cdp.identity_links emptied (unlogged: a crash) while results exist
 void finish_run(int64_t run_id, const identity::ResolveStats& s, const Skipped& skipped, int64_t read,
                 int64_t new_links, bool has_hwm, int64_t hwm, const MemoryGuard& memory, const Phases& phases,
                 const std::string& fingerprint, int64_t resolved_links);

@@ -306,7 +306,10 @@ COMMENT ON TABLE cdp.merge_history IS
 
 -- State for incremental runs ------------------------------------------------------------------------
 
-CREATE TABLE cdp.identity_links (
+-- Unlogged: a cache of the normalised observations, rebuilt from them whenever it is lost, so it costs no
+-- WAL (a full run at 10M records wrote ~1.7 GB less). A crash empties it (replicas never have it) while the
+-- results stay: the next merge then re-reads its relation in full and an erasure asks for that first.
+CREATE UNLOGGED TABLE cdp.identity_links (
   source     text NOT NULL,
   source_key text NOT NULL,
   id_type    text NOT NULL,
@@ -320,7 +323,7 @@ CREATE TABLE cdp.identity_links (
 -- key itself to drop hash collisions).
 CREATE INDEX identity_links_key_idx ON cdp.identity_links (pg_catalog.hashtext(source_key));
 COMMENT ON TABLE cdp.identity_links IS
-  'Identity merge: the normalised links (record carries identifier) of all runs, append-only; a link stored twice (a record observed again) is merged when loaded, and a full rebuild compacts the table';
+  'Identity merge: the normalised links (record carries identifier) of all runs, append-only; a link stored twice (a record observed again) is merged when loaded, and a full rebuild compacts the table. Unlogged: emptied by a crash, after which the next merge re-reads its relation in full';
 
 CREATE TABLE cdp.identity_tombstones (
   kind        text NOT NULL CHECK (kind IN ('identifier', 'record')),
