@@ -74,6 +74,7 @@ cdp_reset() {
 # /proc while the session is still open, after the CALL.
 cdp_run() {
   local label=$1 schema=$2 full=$3 log="$OUT/cdp_$1.log"
+  sync  # the previous run's writes reach the disk first, so no run pays for another's writeback
   psql_q -At >"$log" 2>&1 <<SQL
 SET statement_timeout = '20min';
 SET maintenance_work_mem = '$CDP_MEMORY';
@@ -100,6 +101,7 @@ cpu_of() { secs "$(sed -n 's/^cpu_ms=//p' "$OUT/cdp_$1.log")"; }  # backend CPU 
 pgr_run() {
   local schema=$1 t0 t1
   sql "DROP TABLE IF EXISTS $schema.pgr_result" >/dev/null
+  sync
   t0=$(now_ms)
   sql "SET statement_timeout = '30min';
        CREATE TABLE $schema.pgr_result AS SELECT node, component
@@ -115,6 +117,7 @@ generate() {  # generate <schema> <records> <chain> [no_links]
   psql_q -v schema="$1" -v records="$2" -v chain="$3" -f bench/identity_generate.sql
   t1=$(now_ms); echo "generated in $(secs $((t1 - t0))) s"
   [ "${4:-}" = no_links ] && return 0
+  sync
   t0=$(now_ms)
   psql_q -v schema="$1" -f bench/identity_links.sql
   t1=$(now_ms); LINKS_MS=$((t1 - t0))
@@ -224,6 +227,9 @@ if [ "$FULL_RECORDS" != 0 ]; then
     checks $F false full
     FIG[full_persons]=$(sql "SELECT count(DISTINCT person_id) FROM cdp.identity_map")
 
+    # Between a shop's runs autovacuum processes the millions of rows the full run wrote (and analyzes
+    # them, which the incremental run's plans need); here it is done at once instead of waited for.
+    for t in identity_map person_identifiers persons identity_links; do sql "VACUUM ANALYZE cdp.$t" >/dev/null; done
     sql "INSERT INTO $F.observations SELECT * FROM $F.observations_increment; ANALYZE $F.observations" >/dev/null
     read -r ms rss < <(cdp_run full_incremental $F false)
     FIG[full_inc]=$ms
