@@ -40,6 +40,7 @@ void PhoneWorker::hand_over() {
   auto batch = std::make_shared<Batch>();
   batch->bytes.swap(pending_);
   batch->ends.swap(pending_ends_);
+  batch->spellings = batch->ends.size();
   pending_.reserve(batch->bytes.size());
   pending_ends_.reserve(batch_);
   batches_.push_back(batch);
@@ -67,6 +68,8 @@ bool PhoneWorker::normalise(Batch& batch, PhoneMemo& memo, std::string& out, con
     batch.outcomes.push_back(static_cast<uint8_t>(outcome));
   }
   result_bytes_.fetch_add(batch.result_bytes(), std::memory_order_relaxed);
+  std::string().swap(batch.bytes);  // what remains until finish() is the results, which are counted
+  std::vector<uint32_t>().swap(batch.ends);
   return true;
 }
 
@@ -84,7 +87,7 @@ void PhoneWorker::finish(const std::function<void()>& poll) {
   }
   worker_.finish(poll);  // joins the worker: its batches' results are visible from here on
   for (auto& batch : batches_) {
-    if (batch->outcomes.size() != batch->ends.size())
+    if (batch->outcomes.size() != batch->spellings)
       throw Error(sqlstate::kInternalError, "phone normalisation lost spellings");  // cannot happen
     const uint64_t base = values_.size();
     values_.append(batch->values.begin(), batch->values.end());
