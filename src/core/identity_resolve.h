@@ -173,6 +173,12 @@ class IdentityGraph {
   // How many never-used person ids assign_ids needs; it then numbers them first_new_id, +1, ...
   int64_t new_ids_needed() const { return new_components_; }
   void assign_ids(int64_t first_new_id);
+  // Frees the string hash tables (a few hundred MB at 10M records) before resolving, whose peak then no
+  // longer holds them: add_* and find_* must not be called again; the strings themselves stay.
+  void release_lookups() {
+    records_.release_lookup();
+    identifiers_.release_lookup();
+  }
   // After assign_ids, frees what only resolving needs (the string hash tables and hashes, the adjacency,
   // union sizes, limited-value lists): a run writes its results with ~25 bytes per link less resident.
   // The result accessors keep working; add_*, find_*, resolve and assign_ids must not be called again.
