@@ -98,7 +98,7 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
   std::vector<Gone>& gone_identifiers = previous.gone;
   const int64_t unknown_links = previous.unknown_links;
   const identity::Blocklist blocklist = load_blocklist(graph, normaliser);
-  graph.release_lookups();  // nothing is looked up by key from here on: the run's peak is resolving
+  graph.release_lookups();  // nothing is looked up by key from here on; resolving's peak does without them
   graph.resolve(blocklist);
   memory.check(graph.memory_bytes() + previous_row.capacity() * 8);
   int64_t first_new_id = 0;

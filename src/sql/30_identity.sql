@@ -307,7 +307,7 @@ COMMENT ON TABLE cdp.merge_history IS
 -- State for incremental runs ------------------------------------------------------------------------
 
 -- Unlogged: a cache of the normalised observations, rebuilt from them whenever it is lost, so it costs no
--- WAL (a full run at 10M records wrote ~1.7 GB less). A crash empties it (replicas never have it) while the
+-- WAL (a full run at 10M records wrote ~1.4 GB less). A crash empties it (replicas never have it) while the
 -- results stay: the next merge then re-reads its relation in full and an erasure asks for that first.
 CREATE UNLOGGED TABLE cdp.identity_links (
   source     text NOT NULL,
