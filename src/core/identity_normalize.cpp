@@ -155,10 +155,7 @@ Outcome PhoneMemo::normalise(std::string_view raw, std::string& out) {
   // A valid number's E.164 form is itself a plain spelling, and it parses back to the same number in any
   // region: remembered now, a later "+44 20 7946 0958" of a number first seen as "020 7946 0958" needs no
   // parse (about a third of the parses of the benchmark's phones).
-  if (result == Outcome::kOk && !(plain && out == spelled_key_) && spelled_.find(out) == spelled_.end()) {
-    bytes_ += out.capacity() * 2 + 64;
-    spelled_.emplace(out, out);
-  }
+  if (result == Outcome::kOk && spelled_.try_emplace(out, out).second) bytes_ += out.capacity() * 2 + 64;
   return result;
 }
 

@@ -48,19 +48,19 @@ void PhoneWorker::hand_over() {
   queued_bytes_.fetch_add(bytes, std::memory_order_relaxed);
   worker_.post([this, batch, bytes] {
     if (!batch->claimed.exchange(true)) {
-      normalise(*batch, memo_, out_, [this] { return worker_.stop_requested(); });
+      normalise(*batch, memo_, out_);
       worker_bytes_.store(memo_.memory_bytes() + out_.capacity(), std::memory_order_relaxed);
     }
     queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
   });
 }
 
-bool PhoneWorker::normalise(Batch& batch, PhoneMemo& memo, std::string& out, const std::function<bool()>& stopped) {
+bool PhoneWorker::normalise(Batch& batch, PhoneMemo& memo, std::string& out) {
   batch.value_ends.reserve(batch.ends.size());
   batch.outcomes.reserve(batch.ends.size());
   uint32_t begin = 0;
   for (const uint32_t end : batch.ends) {
-    if (stopped()) return false;
+    if (worker_.stop_requested()) return false;
     const Outcome outcome = memo.normalise(std::string_view(batch.bytes.data() + begin, end - begin), out);
     begin = end;
     batch.values.append(out);
@@ -82,7 +82,7 @@ void PhoneWorker::finish(const std::function<void()>& poll) {
   for (auto it = batches_.rbegin(); it != batches_.rend(); ++it) {
     if (poll) poll();
     if ((*it)->claimed.exchange(true)) break;
-    normalise(**it, owner_memo_, owner_out_, [] { return false; });
+    normalise(**it, owner_memo_, owner_out_);
     ++batches_by_owner_;
   }
   worker_.finish(poll);  // joins the worker: its batches' results are visible from here on

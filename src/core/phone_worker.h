@@ -73,8 +73,9 @@ class PhoneWorker {
     }
   };
   void hand_over();
-  // Normalises a batch with `memo` (the worker's or the owner's); false when stopped.
-  bool normalise(Batch& batch, PhoneMemo& memo, std::string& out, const std::function<bool()>& stopped);
+  // Normalises a batch with `memo` (the worker's or the owner's); false when stop() was called (only exit
+  // paths call it, never while the owner is inside finish()).
+  bool normalise(Batch& batch, PhoneMemo& memo, std::string& out);
 
   std::size_t batch_;
   int32_t added_ = 0;

@@ -22,23 +22,25 @@ int64_t start_run(const char* kind, Oid relation, bool full_rebuild) {
   return result_int64(0, 1);
 }
 
-// True when no link or map row is stored and no earlier run read `relation`: an incremental run would
-// then read every row into empty tables, exactly what a full rebuild does.
-static bool nothing_stored(Oid relation) {
+// What is stored: whether cdp.identity_links and cdp.identity_map hold rows, and whether an earlier run
+// read `relation` (InvalidOid: none asked).
+struct Stored {
+  bool links, map, relation_read;
+};
+static Stored stored(Oid relation) {
   spi_run(
-      "SELECT (NOT EXISTS (SELECT FROM cdp.identity_links) AND NOT EXISTS (SELECT FROM cdp.identity_map) AND "
-      "NOT EXISTS (SELECT FROM cdp.merge_runs WHERE kind = 'merge' AND observations = $1 AND high_water_mark "
-      "IS NOT NULL))::int4::int8",
-      {oid_param(relation)});
-  return result_int64(0, 1) != 0;
+      "SELECT EXISTS (SELECT FROM cdp.identity_links)::int4::int8, EXISTS (SELECT FROM cdp.identity_map)::int4::int8, "
+      "EXISTS (SELECT FROM cdp.merge_runs WHERE kind = 'merge' AND observations = $1 AND high_water_mark "
+      "IS NOT NULL)::int4::int8",
+      {SpiArg{OIDOID, ObjectIdGetDatum(relation), relation == InvalidOid}});
+  return Stored{result_int64(0, 1) != 0, result_int64(0, 2) != 0, result_int64(0, 3) != 0};
 }
 
 // cdp.identity_links is unlogged: a crash (or a restore without unlogged data, or a promoted replica)
 // leaves it empty while cdp.identity_map still holds results. Nothing can then be re-resolved from it.
 bool links_lost() {
-  spi_run(
-      "SELECT (NOT EXISTS (SELECT FROM cdp.identity_links) AND EXISTS (SELECT FROM cdp.identity_map))::int4::int8");
-  return result_int64(0, 1) != 0;
+  const Stored s = stored(InvalidOid);
+  return !s.links && s.map;
 }
 
 void finish_run(int64_t run_id, const identity::ResolveStats& s, const Skipped& skipped, int64_t read,
@@ -82,16 +84,19 @@ extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
     cdp::Interrupts interrupts = pg_interrupts();
     MemoryGuard memory;
     const int64_t run_id = start_run("merge", relation, full_rebuild);
-    if (!full_rebuild && nothing_stored(relation)) {
-      // A first run reads every row either way. As a full rebuild the graph it reads is resolved at
-      // once, instead of being stored, read back from cdp.identity_links and resolved (~1.3x faster).
-      full_rebuild = true;
-      spi_run("UPDATE cdp.merge_runs SET full_rebuild = true WHERE run_id = $1", {int8_param(run_id)});
-    } else if (!full_rebuild && links_lost()) {
-      notice("merge_identities: cdp.identity_links is empty (unlogged, emptied by a crash or a restore without "
-             "it): this run re-reads all observations, as a full rebuild");
-      full_rebuild = true;
-      spi_run("UPDATE cdp.merge_runs SET full_rebuild = true WHERE run_id = $1", {int8_param(run_id)});
+    if (!full_rebuild) {
+      // Without stored links an incremental run has nothing to re-resolve against; it reads every row as a
+      // full rebuild: a first run (nothing stored, no earlier run of this relation; the graph it reads is
+      // then resolved at once instead of stored, read back and resolved, ~1.3x faster), or links lost.
+      const Stored s = stored(relation);
+      const bool first_run = !s.links && !s.map && !s.relation_read, lost = !s.links && s.map;
+      if (lost)
+        notice("merge_identities: cdp.identity_links is empty (unlogged, emptied by a crash or a restore without "
+               "it): this run re-reads all observations, as a full rebuild");
+      if (first_run || lost) {
+        full_rebuild = true;
+        spi_run("UPDATE cdp.merge_runs SET full_rebuild = true WHERE run_id = $1", {int8_param(run_id)});
+      }
     }
     const std::string fingerprint = rules_fingerprint();
     const Config config = load_config();
