@@ -72,6 +72,26 @@ RESET maintenance_work_mem;
 UPDATE cdp.identity_settings SET default_phone_region = 'US';
 SELECT * FROM unchanged;
 
+-- 2c. A full rebuild resolves its graph on a worker thread while the backend stores the links: an error
+-- while storing (a trigger on identity_links refuses the first insert) and a cancel then (statement_timeout
+-- during a slow insert) stop that thread cleanly; the backend lives on and nothing is written.
+CREATE FUNCTION refuse_links() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'links are read-only today'; END $$;
+CREATE TRIGGER refuse_links BEFORE INSERT ON cdp.identity_links FOR EACH STATEMENT EXECUTE FUNCTION refuse_links();
+\set VERBOSITY terse
+CALL cdp.merge_identities('big_obs', true);
+DROP TRIGGER refuse_links ON cdp.identity_links;
+CREATE FUNCTION slow_links() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_catalog.pg_sleep(30); RETURN NULL; END $$;
+CREATE TRIGGER slow_links BEFORE INSERT ON cdp.identity_links FOR EACH STATEMENT EXECUTE FUNCTION slow_links();
+SET statement_timeout = '3s';
+CALL cdp.merge_identities('big_obs', true);
+RESET statement_timeout;
+\set VERBOSITY default
+DROP TRIGGER slow_links ON cdp.identity_links;
+DROP FUNCTION refuse_links(), slow_links();
+SELECT * FROM unchanged;
+
 -- 3. A bad row found only at the end of the input (an unknown id_type), after all else was read.
 CREATE TABLE late_bad AS SELECT * FROM big_obs
   UNION ALL SELECT 'web', 'last', 'fax', '555', '2024-02-02';

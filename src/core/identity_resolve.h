@@ -133,6 +133,9 @@ class IdentityGraph {
 
   const std::vector<TypeRule>& types() const { return types_; }
   int type_index(std::string_view name) const;  // -1 when unknown
+  // Where resolve() and the other long loops poll for cancellation (nullptr: never). A graph resolved on a
+  // worker thread polls one that never calls into PostgreSQL.
+  void set_interrupts(Interrupts* interrupts) { interrupts_ = interrupts; }
 
   int32_t add_record(std::string_view source, std::string_view source_key);
   // Batched reading (see StringInterner::prefetch_slot): the hashes of a record's and of an identifier's

@@ -8,10 +8,13 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <sys/mman.h>
 #include <type_traits>
+#include <unistd.h>
 #include <utility>
 
 namespace cdp {
@@ -93,6 +96,20 @@ class PodArray {
     if (size_ > touched_) touched_ = size_;
   }
   void clear() { size_ = 0; }
+  // Keeps the first n values (n <= size()); shrink_to_fit() then gives the rest back.
+  void truncate(std::size_t n) {
+    if (n < size_) size_ = n;
+  }
+  // Values [0, n) will not be read again: the whole pages among them go back to the kernel now (a pass
+  // that consumes a large array front to back then holds only what it has still to read). The array keeps
+  // its size; reading a discarded value gives garbage (zeros), writing one takes a fresh page.
+  void discard_front(std::size_t n) {
+    static const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    const auto begin = reinterpret_cast<std::uintptr_t>(data_);
+    const std::uintptr_t first = (begin + page - 1) / page * page;  // the chunk's malloc header stays intact
+    const std::uintptr_t last = (begin + (n < size_ ? n : size_) * sizeof(T)) / page * page;
+    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  }
   // Frees the memory.
   void release() {
     std::free(data_);

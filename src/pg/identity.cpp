@@ -104,9 +104,10 @@ extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
     int64_t read = 0, new_links = 0, hwm = 0;
     bool has_hwm = false;
     std::unique_ptr<cdp::identity::IdentityGraph> graph, staged;
+    BackgroundResolve background;  // declared after the graph: stopped and joined before the graph goes
     std::vector<NewLink> new_pairs;
     ingest(relation, full_rebuild, config, interrupts, memory, phases, skipped, read, new_links, hwm, has_hwm, graph,
-           staged, new_pairs);
+           staged, new_pairs, background);
     const int jit_level = begin_jit_off();  // the rest reads and writes only pg_cdp's tables
     bool done = false;
     if (staged) {
@@ -125,7 +126,7 @@ extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
     }
     if (!done)
       recompute(run_id, config, interrupts, memory, phases, skipped, read, new_links, has_hwm, hwm, std::move(graph),
-                fingerprint);
+                fingerprint, &background);
     end_jit_off(jit_level);
     disconnect();
     PG_RETURN_VOID();

@@ -10,6 +10,10 @@
 #pragma once
 #include "pg/identity_spi.h"
 
+#include "core/worker_thread.h"
+
+#include <functional>
+
 namespace cdp::pg::identity_glue {
 
 // Serialises merge runs and erasures: pg_advisory_xact_lock(kLockClass, kLockObject).
@@ -99,6 +103,33 @@ struct NewLink {
   int64_t first_seen, last_seen;
 };
 
+// A full rebuild's graph resolved on a worker thread while the backend stores its links (docs/identity.md,
+// section 4): storing is PostgreSQL's work on the backend's core, resolving is pure C++, and both only read
+// the graph's strings. The worker polls only its own stop flag (no PostgreSQL call off the backend's
+// thread); leaving by an exception (cancel, an error while storing) stops and joins it before the graph goes.
+class BackgroundResolve {
+ public:
+  ~BackgroundResolve() { worker_.reset(); }
+  // Loads the previous results (which needs the graph's lookups; they are freed then) and the blocklist.
+  void prepare(IdentityGraph& graph, const Config& config, MemoryGuard& memory, Phases& phases);
+  // Starts resolving once the graph has its links. held_bytes: what the backend holds meanwhile (the links
+  // it stores), counted against the memory limit.
+  void start(std::size_t held_bytes);
+  bool started() const { return started_; }
+  // Waits for the resolver, polling the backend's interrupts meanwhile, and rethrows its error; the graph
+  // polls `interrupts` again from here on.
+  void finish(Interrupts& interrupts, MemoryGuard& memory);
+  Previous previous;  // what start() loaded
+
+ private:
+  IdentityGraph* graph_ = nullptr;
+  bool started_ = false;
+  std::size_t held_bytes_ = 0;
+  identity::Blocklist blocklist_;
+  Interrupts worker_interrupts_;
+  std::unique_ptr<WorkerThread> worker_;  // last: destroyed (joined) first
+};
+
 // Totals of the latest successful run (merge or erasure), which an incremental run adjusts.
 struct PreviousRun {
   bool found = false;
@@ -121,23 +152,30 @@ std::string arg_text(FunctionCallInfo fcinfo, int n);
 void require_args(FunctionCallInfo fcinfo, int count, const char* what);
 
 // identity_read.cpp: reads the observations (only rows after the previous high-water mark unless
-// full_rebuild), normalises them and adds the new links to cdp.identity_links.
+// full_rebuild), normalises them and adds the new links to cdp.identity_links. A full rebuild whose graph
+// is the links read (no tombstones) starts `background` resolving it before the links are stored.
 void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
             Phases& phases, Skipped& skipped, int64_t& read, int64_t& new_links, int64_t& high_water_mark,
             bool& has_hwm, std::unique_ptr<IdentityGraph>& reuse, std::unique_ptr<IdentityGraph>& staged_out,
-            std::vector<NewLink>& new_pairs);
+            std::vector<NewLink>& new_pairs, BackgroundResolve& background);
 
 // identity_write.cpp
+// The stored identity_map and person_identifiers rows the graph is compared with.
+void load_previous(IdentityGraph& graph, MemoryGuard& memory, Previous& previous);
+// background: started on `built` (its previous results loaded, resolving under way) or not.
 void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
-                       Phases& phases, identity::ResolveStats& stats, std::unique_ptr<IdentityGraph> built);
+                       Phases& phases, identity::ResolveStats& stats, std::unique_ptr<IdentityGraph> built,
+                       BackgroundResolve* background = nullptr);
 void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
-                   Phases& phases, identity::ResolveStats& stats, IdentityGraph& graph, Previous& previous);
+                   Phases& phases, identity::ResolveStats& stats, IdentityGraph& graph, Previous& previous,
+                   BackgroundResolve* background = nullptr);
 void report_written(const Phases& phases, const MemoryGuard& memory);
 // The person-forming part shared by merge and erasure runs: every stored link re-resolved.
 // fingerprint: the rules the run used (empty: read them now, after an erasure stored its tombstone).
 void recompute(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory, Phases& phases,
                const Skipped& skipped, int64_t read, int64_t new_links, bool has_hwm, int64_t hwm,
-               std::unique_ptr<IdentityGraph> built = nullptr, std::string fingerprint = {});
+               std::unique_ptr<IdentityGraph> built = nullptr, std::string fingerprint = {},
+               BackgroundResolve* background = nullptr);
 
 // identity_incremental.cpp
 std::string rules_fingerprint();

@@ -96,7 +96,7 @@ struct IngestLink {  // one observation row: 16 bytes (first/last seen are merge
 void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
             Phases& phases, Skipped& skipped, int64_t& read, int64_t& new_links, int64_t& high_water_mark,
             bool& has_hwm, std::unique_ptr<IdentityGraph>& reuse, std::unique_ptr<IdentityGraph>& staged_out,
-            std::vector<NewLink>& new_pairs) {
+            std::vector<NewLink>& new_pairs, BackgroundResolve& background) {
   const std::string name = relation_name(relation);
   validate_columns(relation, name);
 
@@ -376,6 +376,41 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     spi_run("SELECT pg_catalog.has_table_privilege('cdp.identity_links', 'TRUNCATE')::int4::int8");
     spi_run(result_int64(0, 1) ? "TRUNCATE cdp.identity_links" : "DELETE FROM cdp.identity_links");
   }
+
+  // A full rebuild without tombstones stores exactly the links read, so they are the graph: it is resolved
+  // on a worker thread while they are stored (background). The links are compacted first, in place: a
+  // distinct link keeps (record, identifier, first seen) where its first observation was, the few seen at
+  // several times keep their last seen aside, and the graph gets its own record << 32 | identifier pairs.
+  const bool to_graph = full_rebuild && !tombstones;
+  std::vector<std::pair<std::size_t, int64_t>> later_seen;  // (distinct link, last seen) when not its first seen
+  std::vector<uint8_t> valid;  // per identifier, read before resolving (which rewrites the reasons) starts
+  if (to_graph) {
+    background.prepare(staged, config, memory, phases);  // frees the lookups before the pairs take room
+    PodArray<uint64_t> pairs;
+    pairs.reserve(links.size());  // address space only: what is written is resident
+    std::size_t distinct = 0;
+    for (std::size_t i = 0; i < links.size();) {
+      IngestLink link = links[i];
+      int64_t last_seen = link.at;
+      for (++i; i < links.size() && links[i].record == link.record && links[i].identifier == link.identifier; ++i) {
+        link.at = std::min(link.at, links[i].at);
+        last_seen = std::max(last_seen, links[i].at);
+      }
+      pairs.push_back(static_cast<uint64_t>(link.record) << 32 | static_cast<uint32_t>(link.identifier));
+      staged.note_seen(link.identifier, link.at, last_seen);
+      if (last_seen != link.at) later_seen.emplace_back(distinct, last_seen);
+      links[distinct++] = link;
+      if ((distinct & 4095) == 0) interrupts.tick();
+    }
+    links.truncate(distinct);
+    links.shrink_to_fit();
+    staged.adopt_links(std::move(pairs));
+    valid.resize(static_cast<std::size_t>(staged.identifier_count()));
+    for (int32_t i = 0; i < staged.identifier_count(); ++i)
+      valid[i] = staged.identifier_reason(i) != identity::Reason::kInvalid;
+    background.start(links.memory_bytes() + later_seen.capacity() * sizeof(later_seen[0]) + valid.size());
+  }
+
   std::string rows =
       "SELECT u.s, u.k, u.t, u.v, u.ok, u.f, u.l FROM ROWS FROM (pg_catalog.unnest($1::text[]), "
       "pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]), "
@@ -405,60 +440,61 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   }
   RowWriter appender("identity_links", 7, kLinkTypes, links_empty);
   ArrayBatch batch(store_sql, "ttttbTT");
-  // One pass over the sorted links: each distinct link (first/last seen merged) is stored, and added to
-  // the graph (a full rebuild resolves it without reading the table back) or to the new pairs (an
-  // incremental run re-resolves what they touch).
   const bool direct = !tombstones && appender.usable();
-  const bool to_graph = full_rebuild && !tombstones;
-  if (!full_rebuild) new_pairs.reserve(links.size());
-  // The graph's links (record << 32 | identifier) are compacted into the front of `links` itself as it is
-  // read (distinct link w is written at bytes [8w, 8w + 8), never past link i >= w still to be read), then
-  // handed to the graph: no second array of links is held at the same time.
-  uint64_t* compacted = to_graph ? reinterpret_cast<uint64_t*>(links.data()) : nullptr;
-  int64_t distinct = 0;
-  for (std::size_t i = 0; i < links.size();) {
-    struct {
-      int32_t record, identifier;
-      int64_t first_seen, last_seen;
-    } link{links[i].record, links[i].identifier, links[i].at, links[i].at};
-    for (++i; i < links.size() && links[i].record == link.record && links[i].identifier == link.identifier; ++i) {
-      link.first_seen = std::min(link.first_seen, links[i].at);
-      link.last_seen = std::max(link.last_seen, links[i].at);
-    }
-    if (to_graph) {
-      compacted[distinct] = static_cast<uint64_t>(link.record) << 32 | static_cast<uint32_t>(link.identifier);
-      staged.note_seen(link.identifier, link.first_seen, link.last_seen);
-    }
-    ++distinct;
-    if ((distinct & 4095) == 0) interrupts.tick();
-    const int type = staged.identifier_type(link.identifier);
-    const bool valid = staged.identifier_reason(link.identifier) != identity::Reason::kInvalid;
+  // While a background resolve runs this reads only the graph's strings, which it does not change.
+  auto store = [&](int32_t record, int32_t identifier, int64_t first_seen, int64_t last_seen, bool is_valid) {
+    const std::string_view type_name = staged.types()[staged.identifier_type(identifier)].name;
     if (direct) {
-      appender.repeated_text(0, staged.record_source(link.record));
-      appender.text(1, staged.record_key(link.record));
-      appender.repeated_text(2, staged.types()[type].name);
-      appender.text(3, staged.identifier_value(link.identifier));
-      appender.boolean(4, valid);
-      appender.int8(5, link.first_seen);
-      appender.int8(6, link.last_seen);
+      appender.repeated_text(0, staged.record_source(record));
+      appender.text(1, staged.record_key(record));
+      appender.repeated_text(2, type_name);
+      appender.text(3, staged.identifier_value(identifier));
+      appender.boolean(4, is_valid);
+      appender.int8(5, first_seen);
+      appender.int8(6, last_seen);
       appender.append();
     } else {
-      batch.text(0, staged.record_source(link.record));
-      batch.text(1, staged.record_key(link.record));
-      batch.text(2, staged.types()[type].name);
-      batch.text(3, staged.identifier_value(link.identifier));
-      batch.int8(4, valid);
-      batch.int8(5, link.first_seen);
-      batch.int8(6, link.last_seen);
+      batch.text(0, staged.record_source(record));
+      batch.text(1, staged.record_key(record));
+      batch.text(2, type_name);
+      batch.text(3, staged.identifier_value(identifier));
+      batch.int8(4, is_valid);
+      batch.int8(5, first_seen);
+      batch.int8(6, last_seen);
       batch.row_done();
     }
-    if (!full_rebuild)
-      new_pairs.push_back(NewLink{link.record, link.identifier, link.first_seen, link.last_seen});
+  };
+  if (to_graph) {
+    std::size_t next_later = 0;
+    for (std::size_t w = 0; w < links.size(); ++w) {
+      const IngestLink& link = links[w];
+      int64_t last_seen = link.at;
+      if (next_later < later_seen.size() && later_seen[next_later].first == w) last_seen = later_seen[next_later++].second;
+      store(link.record, link.identifier, link.at, last_seen, valid[link.identifier] != 0);
+      if ((w & 4095) == 4095) interrupts.tick();
+      if ((w & 0xFFFFF) == 0xFFFFF) links.discard_front(w);  // what is stored goes back to the kernel
+    }
+  } else {
+    // One pass over the sorted links: each distinct link (first/last seen merged) is stored, and added to
+    // the new pairs (an incremental run re-resolves what they touch).
+    if (!full_rebuild) new_pairs.reserve(links.size());
+    int64_t distinct = 0;
+    for (std::size_t i = 0; i < links.size();) {
+      const IngestLink& first = links[i];
+      const int32_t record = first.record, identifier = first.identifier;
+      int64_t first_seen = first.at, last_seen = first.at;
+      for (++i; i < links.size() && links[i].record == record && links[i].identifier == identifier; ++i) {
+        first_seen = std::min(first_seen, links[i].at);
+        last_seen = std::max(last_seen, links[i].at);
+      }
+      if ((++distinct & 4095) == 0) interrupts.tick();
+      store(record, identifier, first_seen, last_seen,
+            staged.identifier_reason(identifier) != identity::Reason::kInvalid);
+      if (!full_rebuild) new_pairs.push_back(NewLink{record, identifier, first_seen, last_seen});
+    }
   }
-  if (to_graph)
-    staged.adopt_links(links.reinterpret_as<uint64_t>(static_cast<std::size_t>(distinct)));
-  else
-    links.release();
+  links.release();
+  std::vector<std::pair<std::size_t, int64_t>>().swap(later_seen);
   appender.finish();
   batch.flush();
   new_links = tombstones ? batch.sum(1) : static_cast<int64_t>(batch.total()) + appender.rows();

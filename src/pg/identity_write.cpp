@@ -10,39 +10,8 @@ extern "C" {
 
 namespace cdp::pg::identity_glue {
 
-// Loads every stored link and the previous map, resolves, assigns ids and writes the results.
-void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
-                       Phases& phases, identity::ResolveStats& stats, std::unique_ptr<IdentityGraph> built) {
-  std::unique_ptr<IdentityGraph> owned = built ? std::move(built) : std::make_unique<IdentityGraph>(config.types, &interrupts);
-  IdentityGraph& graph = *owned;
-  identity::ValueNormaliser normaliser(config.phone_region);
-  int64_t unknown_links = 0;
-  const bool reused = graph.record_count() > 0;
-  if (!reused) {
-    std::string last_type_name;
-    int last_type = -1;
-    int64_t rows_seen = 0;
-    for_each_row(
-        "SELECT source, source_key, id_type, id_value, valid, first_seen, last_seen FROM cdp.identity_links", {},
-        {true, true, true, true, false, false, false}, [&](const RowView& row) {
-          if ((++rows_seen & 16383) == 0) memory.check(graph.memory_bytes());
-          const TextCell& type_name = row.cell(2);
-          if (type_name.view() != last_type_name || last_type < 0) {
-            last_type_name.assign(type_name.view());
-            last_type = graph.type_index(last_type_name);
-          }
-          if (last_type < 0) {  // its type was removed from cdp.identifier_types since it was stored
-            ++unknown_links;
-            return;
-          }
-          const int32_t record = graph.add_record(row.cell(0).view(), row.cell(1).view());
-          const int32_t identifier = graph.add_identifier(last_type, row.cell(3).view(), DatumGetBool(row.datum(4)));
-          graph.add_link(record, identifier, static_cast<int64_t>(row.datum(5)), static_cast<int64_t>(row.datum(6)));
-        });
-    memory.check(graph.memory_bytes());
-  }
+void load_previous(IdentityGraph& graph, MemoryGuard& memory, Previous& previous) {
   // The previous map: ids to keep, and records that no longer exist.
-  Previous previous;
   int64_t& previous_map_rows = previous.map_rows;  // empty tables take plain INSERTs
   int64_t& previous_identifier_rows = previous.identifier_rows;
   std::vector<Removed>& removed = previous.removed;
@@ -79,6 +48,76 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
         previous_row[identifier] = identity::hash_bytes(fingerprint) | 1;
       });
   memory.check(graph.memory_bytes() + previous_row.capacity() * 8);
+}
+
+void BackgroundResolve::prepare(IdentityGraph& graph, const Config& config, MemoryGuard& memory, Phases& phases) {
+  load_previous(graph, memory, previous);
+  phases.lap("load");
+  blocklist_ = load_blocklist(graph, identity::ValueNormaliser(config.phone_region));
+  graph.release_lookups();  // nothing is looked up by key from here on; storing and resolving do without them
+  graph_ = &graph;
+}
+
+void BackgroundResolve::start(std::size_t held_bytes) {
+  held_bytes_ = held_bytes;
+  started_ = true;
+  worker_ = std::make_unique<WorkerThread>();
+  if (!worker_->threaded()) {  // no thread to be had: resolve now, on the backend, as without overlap
+    graph_->resolve(blocklist_);
+    return;
+  }
+  WorkerThread* worker = worker_.get();
+  worker_interrupts_ = Interrupts([worker] {
+    if (worker->stop_requested()) throw Error(sqlstate::kQueryCanceled, "resolving abandoned");
+  });
+  graph_->set_interrupts(&worker_interrupts_);
+  worker_->post([this] { graph_->resolve(blocklist_); });
+}
+
+void BackgroundResolve::finish(Interrupts& interrupts, MemoryGuard& memory) {
+  worker_->finish([&interrupts] { interrupts.poll(); });  // joins: what resolve wrote is visible from here on
+  graph_->set_interrupts(&interrupts);
+  memory.check(graph_->memory_bytes() + held_bytes_);  // both were held at once
+}
+
+// Loads every stored link and the previous map, resolves, assigns ids and writes the results.
+void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
+                       Phases& phases, identity::ResolveStats& stats, std::unique_ptr<IdentityGraph> built,
+                       BackgroundResolve* background) {
+  std::unique_ptr<IdentityGraph> owned = built ? std::move(built) : std::make_unique<IdentityGraph>(config.types, &interrupts);
+  IdentityGraph& graph = *owned;
+  if (background && background->started()) {  // the previous results are loaded, resolving is under way
+    resolve_write(run_id, config, interrupts, memory, phases, stats, graph, background->previous, background);
+    return;
+  }
+  identity::ValueNormaliser normaliser(config.phone_region);
+  int64_t unknown_links = 0;
+  const bool reused = graph.record_count() > 0;
+  if (!reused) {
+    std::string last_type_name;
+    int last_type = -1;
+    int64_t rows_seen = 0;
+    for_each_row(
+        "SELECT source, source_key, id_type, id_value, valid, first_seen, last_seen FROM cdp.identity_links", {},
+        {true, true, true, true, false, false, false}, [&](const RowView& row) {
+          if ((++rows_seen & 16383) == 0) memory.check(graph.memory_bytes());
+          const TextCell& type_name = row.cell(2);
+          if (type_name.view() != last_type_name || last_type < 0) {
+            last_type_name.assign(type_name.view());
+            last_type = graph.type_index(last_type_name);
+          }
+          if (last_type < 0) {  // its type was removed from cdp.identifier_types since it was stored
+            ++unknown_links;
+            return;
+          }
+          const int32_t record = graph.add_record(row.cell(0).view(), row.cell(1).view());
+          const int32_t identifier = graph.add_identifier(last_type, row.cell(3).view(), DatumGetBool(row.datum(4)));
+          graph.add_link(record, identifier, static_cast<int64_t>(row.datum(5)), static_cast<int64_t>(row.datum(6)));
+        });
+    memory.check(graph.memory_bytes());
+  }
+  Previous previous;
+  load_previous(graph, memory, previous);
   phases.lap("load");
 
   previous.unknown_links = unknown_links;
@@ -89,7 +128,8 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
 // graph's records and identifiers). With previous.component_persons set the graph is a closed part of the
 // whole (an incremental run's subgraph) and only its cuts are replaced.
 void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
-                   Phases& phases, identity::ResolveStats& stats, IdentityGraph& graph, Previous& previous) {
+                   Phases& phases, identity::ResolveStats& stats, IdentityGraph& graph, Previous& previous,
+                   BackgroundResolve* background) {
   identity::ValueNormaliser normaliser(config.phone_region);
   int64_t& previous_map_rows = previous.map_rows;
   int64_t& previous_identifier_rows = previous.identifier_rows;
@@ -97,9 +137,13 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
   std::vector<uint64_t>& previous_row = previous.row;
   std::vector<Gone>& gone_identifiers = previous.gone;
   const int64_t unknown_links = previous.unknown_links;
-  const identity::Blocklist blocklist = load_blocklist(graph, normaliser);
-  graph.release_lookups();  // nothing is looked up by key from here on; resolving's peak does without them
-  graph.resolve(blocklist);
+  if (background) {
+    background->finish(interrupts, memory);
+  } else {
+    const identity::Blocklist blocklist = load_blocklist(graph, normaliser);
+    graph.release_lookups();  // nothing is looked up by key from here on; resolving's peak does without them
+    graph.resolve(blocklist);
+  }
   memory.check(graph.memory_bytes() + previous_row.capacity() * 8);
   int64_t first_new_id = 0;
   if (graph.new_ids_needed() > 0) {
@@ -406,9 +450,9 @@ void report_written(const Phases& phases, const MemoryGuard& memory) {
 // fingerprint: the rules the run used (empty: read them now, after an erasure stored its tombstone).
 void recompute(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory, Phases& phases,
                const Skipped& skipped, int64_t read, int64_t new_links, bool has_hwm, int64_t hwm,
-               std::unique_ptr<IdentityGraph> built, std::string fingerprint) {
+               std::unique_ptr<IdentityGraph> built, std::string fingerprint, BackgroundResolve* background) {
   identity::ResolveStats stats;
-  resolve_and_write(run_id, config, interrupts, memory, phases, stats, std::move(built));
+  resolve_and_write(run_id, config, interrupts, memory, phases, stats, std::move(built), background);
   if (fingerprint.empty()) fingerprint = rules_fingerprint();
   finish_run(run_id, stats, skipped, read, new_links, has_hwm, hwm, memory, phases, fingerprint, stats.links);
   report_written(phases, memory);

@@ -51,6 +51,25 @@ TEST(PodArray, CopyAndMove) {
   EXPECT_EQ(std::string(b.begin(), b.end()), "Identity");
 }
 
+TEST(PodArray, TruncateAndDiscardFrontKeepTheRest) {
+  PodArray<int64_t> a;
+  const int64_t n = 1 << 20;  // 8 MB: served by mmap, many whole pages
+  for (int64_t i = 0; i < n; ++i) a.push_back(i);
+  a.discard_front(n / 2);  // values before n / 2 are gone; the rest, and the array itself, are untouched
+  ASSERT_EQ(a.size(), static_cast<std::size_t>(n));
+  for (int64_t i = n / 2; i < n; ++i) ASSERT_EQ(a[i], i);
+  a.discard_front(0);
+  a.discard_front(2 * n);  // past the end: clamped to size()
+  a.truncate(10);
+  a.shrink_to_fit();
+  EXPECT_EQ(a.size(), 10u);
+  a.push_back(42);  // a discarded page takes a fresh one when written again
+  EXPECT_EQ(a[10], 42);
+  PodArray<int64_t> empty;
+  empty.discard_front(5);  // nothing to discard
+  EXPECT_TRUE(empty.empty());
+}
+
 struct Wide {
   int32_t a, b;
   int64_t c;
