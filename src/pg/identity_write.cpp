@@ -4,6 +4,8 @@
 
 #include "core/byte_sort.h"
 
+#include <numeric>
+
 extern "C" {
 #include "access/xact.h"  // GetCurrentTransactionStartTimestamp
 }
@@ -71,13 +73,20 @@ void BackgroundResolve::start(std::size_t held_bytes) {
     if (worker->stop_requested()) throw Error(sqlstate::kQueryCanceled, "resolving abandoned");
   });
   graph_->set_interrupts(&worker_interrupts_);
-  worker_->post([this] { graph_->resolve(blocklist_); });
+  worker_->post([this] {
+    graph_->resolve(blocklist_);
+    // Storing the links takes longer than resolving them: the worker sorts the map's keys meanwhile.
+    std::vector<int32_t> records(static_cast<std::size_t>(graph_->record_count()));
+    std::iota(records.begin(), records.end(), 0);
+    sort_by_bytes(records, [this](int32_t r) { return graph_->record_bytes(r); });
+    record_order = std::move(records);
+  });
 }
 
 void BackgroundResolve::finish(Interrupts& interrupts, MemoryGuard& memory) {
   worker_->finish([&interrupts] { interrupts.poll(); });  // joins: what resolve wrote is visible from here on
   graph_->set_interrupts(&interrupts);
-  memory.check(graph_->memory_bytes() + held_bytes_);  // both were held at once
+  memory.check(graph_->memory_bytes() + held_bytes_ + record_order.capacity() * sizeof(int32_t));  // held at once
 }
 
 // Loads every stored link and the previous map, resolves, assigns ids and writes the results.
@@ -164,6 +173,30 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
          std::to_string(stats.splits) + " splits, " + std::to_string(stats.cut_links) + " cut links) in " +
          std::to_string(phases.ms.back().second) + " ms");
 
+  // person_identifiers rows to write: those that differ from the stored row (by fingerprint), in key order.
+  // A worker thread works them out while the backend writes identity_map and persons; both only read the
+  // graph and the previous rows from here on.
+  auto fingerprint_of = [&](int32_t identifier) {
+    std::string fingerprint = std::to_string(graph.identifier_person(identifier)) + '/' +
+                              identity::reason_name(graph.identifier_reason(identifier)) + '/' +
+                              std::to_string(graph.identifier_records(identifier)) + '/' +
+                              std::to_string(graph.identifier_first_seen(identifier)) + '/' +
+                              std::to_string(graph.identifier_last_seen(identifier));
+    return identity::hash_bytes(fingerprint) | 1;
+  };
+  // Many rows gone (a full rebuild over another relation): the table is emptied and written whole.
+  const bool rewrite_identifiers =
+      gone_identifiers.size() > 10000 && gone_identifiers.size() * 10 > static_cast<std::size_t>(previous_identifier_rows);
+  std::vector<int32_t> identifier_order;
+  WorkerThread identifier_sorter;  // declared after what it reads: joined before those go
+  identifier_sorter.post([&] {
+    for (int32_t i = 0; i < graph.identifier_count() && !identifier_sorter.stop_requested(); ++i)
+      // A value without a stored row (0; fingerprints are odd) is written whatever its fingerprint.
+      if (rewrite_identifiers || previous_row[i] == 0 || previous_row[i] != fingerprint_of(i))
+        identifier_order.push_back(i);
+    sort_by_bytes(identifier_order, [&](int32_t identifier) { return graph.identifier_bytes(identifier); });
+  });
+
   // identity_map: delete records that are gone, upsert records whose person changed or that are new.
   // When many records are gone (a full rebuild over another relation), empty the table and write it
   // whole instead: keyed deletes in batches would each rescan it.
@@ -192,8 +225,18 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     // Rows go out in key order: b-tree inserts then mostly hit the rightmost leaf, which is several
     // times faster than random order for the primary key (bytewise order = the C collation's).
     std::vector<int32_t> changed;
-    for (int32_t record = 0; record < graph.record_count(); ++record)
-      if (rewrite_map || graph.record_person(record) != graph.previous_person(record)) changed.push_back(record);
+    auto is_changed = [&](int32_t record) {
+      return rewrite_map || graph.record_person(record) != graph.previous_person(record);
+    };
+    const bool presorted = background && !background->record_order.empty();
+    if (presorted) {
+      for (int32_t record : background->record_order)
+        if (is_changed(record)) changed.push_back(record);
+      std::vector<int32_t>().swap(background->record_order);
+    } else {
+      for (int32_t record = 0; record < graph.record_count(); ++record)
+        if (is_changed(record)) changed.push_back(record);
+    }
     // Into an empty table nothing can conflict: append directly instead of INSERT ... ON CONFLICT.
     RowWriter appender("identity_map", 3, kMapTypes, previous_map_rows == 0 && config.bulk_index_first_load);
     const bool bulk = previous_map_rows == 0 && appender.usable();
@@ -201,7 +244,7 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     // `removed`): it is appended too, with its index entries, instead of INSERT ... ON CONFLICT.
     const bool append_new = appender.usable();
     // Key order also makes the primary key's build after a first load a single pass (presorted input).
-    sort_by_bytes(changed, [&](int32_t record) { return graph.record_bytes(record); });
+    if (!presorted) sort_by_bytes(changed, [&](int32_t record) { return graph.record_bytes(record); });
     for (int32_t record : changed) {
       const int64_t person = graph.record_person(record);
       if (bulk || (append_new && graph.previous_person(record) == 0)) {
@@ -296,9 +339,8 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     appender.finish();
   }
   phases.lap("write_persons");
+  identifier_sorter.finish([&interrupts] { interrupts.poll(); });
   // person_identifiers: rows that changed, rows that are gone (many gone: rewrite the table).
-  const bool rewrite_identifiers =
-      gone_identifiers.size() > 10000 && gone_identifiers.size() * 10 > static_cast<std::size_t>(previous_identifier_rows);
   if (rewrite_identifiers) {
     spi_run("DELETE FROM cdp.person_identifiers");
     gone_identifiers.clear();
@@ -334,23 +376,7 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     // A value without a stored row (previous_row 0: every stored row was read, or listed as gone) is
     // appended with its index entries instead of INSERT ... ON CONFLICT.
     const bool append_new = appender.usable();
-    // The fingerprint of each row as it would be written; only rows that differ from the stored one go out.
-    auto fingerprint_of = [&](int32_t identifier) {
-      std::string fingerprint = std::to_string(graph.identifier_person(identifier)) + '/' +
-                                identity::reason_name(graph.identifier_reason(identifier)) + '/' +
-                                std::to_string(graph.identifier_records(identifier)) + '/' +
-                                std::to_string(graph.identifier_first_seen(identifier)) + '/' +
-                                std::to_string(graph.identifier_last_seen(identifier));
-      return identity::hash_bytes(fingerprint) | 1;
-    };
-    std::vector<int32_t> order;
-    for (int32_t i = 0; i < graph.identifier_count(); ++i) {
-      interrupts.tick();
-      // A value without a stored row (0; fingerprints are odd) is written whatever its fingerprint.
-      if (previous_row[i] == 0 || previous_row[i] != fingerprint_of(i)) order.push_back(i);
-    }
-    sort_by_bytes(order, [&](int32_t identifier) { return graph.identifier_bytes(identifier); });
-    for (int32_t identifier : order) {
+    for (int32_t identifier : identifier_order) {
       interrupts.tick();
       const int64_t person = graph.identifier_person(identifier);
       const char* reason = identity::reason_name(graph.identifier_reason(identifier));
