@@ -147,7 +147,9 @@ Outcome PhoneMemo::normalise(std::string_view raw, std::string& out) {
       return Outcome::kOk;
     }
   }
-  const Outcome result = parse_and_check(out);
+  // A plain spelling is parsed as its digits (and '+'): the same number, and ~35% less of libphonenumber's
+  // time (its regular expressions scan a shorter string; "020 7946 0958" 11.0 us, "02079460958" 7.2 us).
+  const Outcome result = parse_and_check(plain ? spelled_key_ : out, out);
   if (plain) {
     bytes_ += spelled_key_.capacity() + 32 + 64;
     spelled_.emplace(spelled_key_, result == Outcome::kOk ? out : std::string());
@@ -159,13 +161,13 @@ Outcome PhoneMemo::normalise(std::string_view raw, std::string& out) {
   return result;
 }
 
-Outcome PhoneMemo::parse_and_check(std::string& out) {
+Outcome PhoneMemo::parse_and_check(const std::string& spelling, std::string& out) {
   using i18n::phonenumbers::PhoneNumber;
   using i18n::phonenumbers::PhoneNumberUtil;
   const PhoneNumberUtil* util = phone_util();
   PhoneNumber number;
   ++parses_;
-  if (util->Parse(out, region_, &number) != PhoneNumberUtil::NO_PARSING_ERROR) return Outcome::kInvalid;
+  if (util->Parse(spelling, region_, &number) != PhoneNumberUtil::NO_PARSING_ERROR) return Outcome::kInvalid;
   // Parse (unlike ParseAndKeepRawInput) keeps nothing of the spelling (no raw input, country code source
   // or carrier code): the number is these fields, and IsValidNumber and E.164 formatting are functions of them.
   // 12 bytes (kept inline by std::string) plus the extension: country codes have at most three digits and

@@ -65,7 +65,8 @@ class PhoneMemo {
   }
 
  private:
-  Outcome parse_and_check(std::string& out);  // out: the trimmed value; E.164 when valid
+  // Parses `spelling` (the trimmed value, or its digits for a plain one); out becomes E.164 when valid.
+  Outcome parse_and_check(const std::string& spelling, std::string& out);
   std::string region_;
   // Plain spellings ('+' and digits only kept, see normalise) -> E.164, "" = not valid.
   std::unordered_map<std::string, std::string> spelled_;
