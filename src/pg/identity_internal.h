@@ -120,9 +120,6 @@ class BackgroundResolve {
   // polls `interrupts` again from here on.
   void finish(Interrupts& interrupts, MemoryGuard& memory);
   Previous previous;  // what start() loaded
-  // After finish(): every record in byte order (the order identity_map's rows are written in), sorted while
-  // the backend was still storing; empty without a worker thread.
-  std::vector<int32_t> record_order;
 
  private:
   IdentityGraph* graph_ = nullptr;

@@ -4,8 +4,6 @@
 
 #include "core/byte_sort.h"
 
-#include <numeric>
-
 extern "C" {
 #include "access/xact.h"  // GetCurrentTransactionStartTimestamp
 }
@@ -73,20 +71,13 @@ void BackgroundResolve::start(std::size_t held_bytes) {
     if (worker->stop_requested()) throw Error(sqlstate::kQueryCanceled, "resolving abandoned");
   });
   graph_->set_interrupts(&worker_interrupts_);
-  worker_->post([this] {
-    graph_->resolve(blocklist_);
-    // Storing the links takes longer than resolving them: the worker sorts the map's keys meanwhile.
-    std::vector<int32_t> records(static_cast<std::size_t>(graph_->record_count()));
-    std::iota(records.begin(), records.end(), 0);
-    sort_by_bytes(records, [this](int32_t r) { return graph_->record_bytes(r); });
-    record_order = std::move(records);
-  });
+  worker_->post([this] { graph_->resolve(blocklist_); });
 }
 
 void BackgroundResolve::finish(Interrupts& interrupts, MemoryGuard& memory) {
   worker_->finish([&interrupts] { interrupts.poll(); });  // joins: what resolve wrote is visible from here on
   graph_->set_interrupts(&interrupts);
-  memory.check(graph_->memory_bytes() + held_bytes_ + record_order.capacity() * sizeof(int32_t));  // held at once
+  memory.check(graph_->memory_bytes() + held_bytes_);  // both were held at once
 }
 
 // Loads every stored link and the previous map, resolves, assigns ids and writes the results.
@@ -225,18 +216,8 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     // Rows go out in key order: b-tree inserts then mostly hit the rightmost leaf, which is several
     // times faster than random order for the primary key (bytewise order = the C collation's).
     std::vector<int32_t> changed;
-    auto is_changed = [&](int32_t record) {
-      return rewrite_map || graph.record_person(record) != graph.previous_person(record);
-    };
-    const bool presorted = background && !background->record_order.empty();
-    if (presorted) {
-      for (int32_t record : background->record_order)
-        if (is_changed(record)) changed.push_back(record);
-      std::vector<int32_t>().swap(background->record_order);
-    } else {
-      for (int32_t record = 0; record < graph.record_count(); ++record)
-        if (is_changed(record)) changed.push_back(record);
-    }
+    for (int32_t record = 0; record < graph.record_count(); ++record)
+      if (rewrite_map || graph.record_person(record) != graph.previous_person(record)) changed.push_back(record);
     // Into an empty table nothing can conflict: append directly instead of INSERT ... ON CONFLICT.
     RowWriter appender("identity_map", 3, kMapTypes, previous_map_rows == 0 && config.bulk_index_first_load);
     const bool bulk = previous_map_rows == 0 && appender.usable();
@@ -244,7 +225,7 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     // `removed`): it is appended too, with its index entries, instead of INSERT ... ON CONFLICT.
     const bool append_new = appender.usable();
     // Key order also makes the primary key's build after a first load a single pass (presorted input).
-    if (!presorted) sort_by_bytes(changed, [&](int32_t record) { return graph.record_bytes(record); });
+    sort_by_bytes(changed, [&](int32_t record) { return graph.record_bytes(record); });
     for (int32_t record : changed) {
       const int64_t person = graph.record_person(record);
       if (bulk || (append_new && graph.previous_person(record) == 0)) {
