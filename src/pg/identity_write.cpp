@@ -180,70 +180,27 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
       gone_identifiers.size() > 10000 && gone_identifiers.size() * 10 > static_cast<std::size_t>(previous_identifier_rows);
   std::vector<int32_t> identifier_order;
   WorkerThread identifier_sorter;  // declared after what it reads: joined before those go
-  identifier_sorter.post([&] {
+  auto sort_identifiers = [&] {
     for (int32_t i = 0; i < graph.identifier_count() && !identifier_sorter.stop_requested(); ++i)
       // A value without a stored row (0; fingerprints are odd) is written whatever its fingerprint.
       if (rewrite_identifiers || previous_row[i] == 0 || previous_row[i] != fingerprint_of(i))
         identifier_order.push_back(i);
     sort_by_bytes(identifier_order, [&](int32_t identifier) { return graph.identifier_bytes(identifier); });
+  };
+  // identity_map rows to write (records whose person changed, or all when the table is rewritten), in key
+  // order (bytewise, the C collation's): b-tree inserts then mostly hit the rightmost leaf, several times faster
+  // than random order, and the primary key's build after a first load is a single pass over presorted input. Many records gone (a full rebuild over another relation): the map
+  // is emptied and written whole, since keyed deletes in batches would each rescan it. A worker thread picks
+  // and sorts them while the backend writes persons.
+  const bool rewrite_map = removed.size() > 10000 && removed.size() * 10 > static_cast<std::size_t>(previous_map_rows);
+  std::vector<int32_t> changed;
+  WorkerThread record_sorter;  // declared after what it reads: joined before those go
+  record_sorter.post([&] {
+    for (int32_t record = 0; record < graph.record_count() && !record_sorter.stop_requested(); ++record)
+      if (rewrite_map || graph.record_person(record) != graph.previous_person(record)) changed.push_back(record);
+    sort_by_bytes(changed, [&](int32_t record) { return graph.record_bytes(record); });
   });
 
-  // identity_map: delete records that are gone, upsert records whose person changed or that are new.
-  // When many records are gone (a full rebuild over another relation), empty the table and write it
-  // whole instead: keyed deletes in batches would each rescan it.
-  const bool rewrite_map = removed.size() > 10000 && removed.size() * 10 > static_cast<std::size_t>(previous_map_rows);
-  if (rewrite_map) {
-    spi_run("DELETE FROM cdp.identity_map");
-    previous_map_rows = 0;
-  }
-  {
-    ArrayBatch erase(
-        "DELETE FROM cdp.identity_map m USING ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(s, k) "
-        "WHERE m.source = u.s AND m.source_key = u.k",
-        "tt");
-    for (const Removed& r : removed) {
-      if (rewrite_map) break;  // already gone
-      erase.text(0, r.source);
-      erase.text(1, r.key);
-      erase.row_done();
-    }
-    erase.flush();
-    ArrayBatch upsert(
-        "INSERT INTO cdp.identity_map AS m (source, source_key, person_id) "
-        "SELECT * FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) " +
-            std::string(previous_map_rows ? "ON CONFLICT (source, source_key) DO UPDATE SET person_id = EXCLUDED.person_id" : ""),
-        "tti");
-    // Rows go out in key order: b-tree inserts then mostly hit the rightmost leaf, which is several
-    // times faster than random order for the primary key (bytewise order = the C collation's).
-    std::vector<int32_t> changed;
-    for (int32_t record = 0; record < graph.record_count(); ++record)
-      if (rewrite_map || graph.record_person(record) != graph.previous_person(record)) changed.push_back(record);
-    // Into an empty table nothing can conflict: append directly instead of INSERT ... ON CONFLICT.
-    RowWriter appender("identity_map", 3, kMapTypes, previous_map_rows == 0 && config.bulk_index_first_load);
-    const bool bulk = previous_map_rows == 0 && appender.usable();
-    // A record without a previous person has no row (every stored row was read into previous_person or
-    // `removed`): it is appended too, with its index entries, instead of INSERT ... ON CONFLICT.
-    const bool append_new = appender.usable();
-    // Key order also makes the primary key's build after a first load a single pass (presorted input).
-    sort_by_bytes(changed, [&](int32_t record) { return graph.record_bytes(record); });
-    for (int32_t record : changed) {
-      const int64_t person = graph.record_person(record);
-      if (bulk || (append_new && graph.previous_person(record) == 0)) {
-        appender.repeated_text(0, graph.record_source(record));
-        appender.text(1, graph.record_key(record));
-        appender.int8(2, person);
-        appender.append();
-        continue;
-      }
-      upsert.text(0, graph.record_source(record));
-      upsert.text(1, graph.record_key(record));
-      upsert.int8(2, person);
-      upsert.row_done();
-    }
-    upsert.flush();
-    appender.finish();
-  }
-  phases.lap("write_map");
   // persons: ids that vanished are deleted; persons whose records changed are upserted.
   {
     // Into an empty table (a first load) nothing can conflict and nothing is deleted: append directly.
@@ -320,6 +277,54 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     appender.finish();
   }
   phases.lap("write_persons");
+  // identity_map: delete records that are gone, upsert records whose person changed or that are new.
+  record_sorter.finish([&interrupts] { interrupts.poll(); });
+  identifier_sorter.post(sort_identifiers);  // while the map is written
+  if (rewrite_map) {
+    spi_run("DELETE FROM cdp.identity_map");
+    previous_map_rows = 0;
+  }
+  {
+    ArrayBatch erase(
+        "DELETE FROM cdp.identity_map m USING ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(s, k) "
+        "WHERE m.source = u.s AND m.source_key = u.k",
+        "tt");
+    for (const Removed& r : removed) {
+      if (rewrite_map) break;  // already gone
+      erase.text(0, r.source);
+      erase.text(1, r.key);
+      erase.row_done();
+    }
+    erase.flush();
+    ArrayBatch upsert(
+        "INSERT INTO cdp.identity_map AS m (source, source_key, person_id) "
+        "SELECT * FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) " +
+            std::string(previous_map_rows ? "ON CONFLICT (source, source_key) DO UPDATE SET person_id = EXCLUDED.person_id" : ""),
+        "tti");
+    // Into an empty table nothing can conflict: append directly instead of INSERT ... ON CONFLICT.
+    RowWriter appender("identity_map", 3, kMapTypes, previous_map_rows == 0 && config.bulk_index_first_load);
+    const bool bulk = previous_map_rows == 0 && appender.usable();
+    // A record without a previous person has no row (every stored row was read into previous_person or
+    // `removed`): it is appended too, with its index entries, instead of INSERT ... ON CONFLICT.
+    const bool append_new = appender.usable();
+    for (int32_t record : changed) {
+      const int64_t person = graph.record_person(record);
+      if (bulk || (append_new && graph.previous_person(record) == 0)) {
+        appender.repeated_text(0, graph.record_source(record));
+        appender.text(1, graph.record_key(record));
+        appender.int8(2, person);
+        appender.append();
+        continue;
+      }
+      upsert.text(0, graph.record_source(record));
+      upsert.text(1, graph.record_key(record));
+      upsert.int8(2, person);
+      upsert.row_done();
+    }
+    upsert.flush();
+    appender.finish();
+  }
+  phases.lap("write_map");
   identifier_sorter.finish([&interrupts] { interrupts.poll(); });
   // person_identifiers: rows that changed, rows that are gone (many gone: rewrite the table).
   if (rewrite_identifiers) {
