@@ -119,6 +119,10 @@ class BackgroundResolve {
   // Waits for the resolver, polling the backend's interrupts meanwhile, and rethrows its error; the graph
   // polls `interrupts` again from here on.
   void finish(Interrupts& interrupts, MemoryGuard& memory);
+  // Stops and joins the worker if it still runs (no-op after finish()): before the graph goes on any way out.
+  void stop() noexcept {
+    if (worker_) worker_->stop();
+  }
   Previous previous;  // what start() loaded
 
  private:

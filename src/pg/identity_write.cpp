@@ -86,6 +86,14 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
                        BackgroundResolve* background) {
   std::unique_ptr<IdentityGraph> owned = built ? std::move(built) : std::make_unique<IdentityGraph>(config.types, &interrupts);
   IdentityGraph& graph = *owned;
+  // Declared after the graph, so destroyed before it: a worker still resolving (the run left by an error or a
+  // cancel before it was waited for) is stopped and joined before the graph is freed.
+  struct StopBackground {
+    BackgroundResolve* background;
+    ~StopBackground() {
+      if (background) background->stop();
+    }
+  } stop_background{background};
   if (background && background->started()) {  // the previous results are loaded, resolving is under way
     resolve_write(run_id, config, interrupts, memory, phases, stats, graph, background->previous, background);
     return;
