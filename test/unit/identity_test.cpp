@@ -1,12 +1,14 @@
 #include "core/error.h"
 #include "core/identity_normalize.h"
 #include "core/identity_resolve.h"
+#include "core/worker_thread.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -566,4 +568,74 @@ TEST(IdentityGraph, ReleasingResolvingStateKeepsResults) {
   EXPECT_EQ(cuts, 1u);  // b@x.com cannot join customer ids 1 and 2
   EXPECT_EQ(graph->persons().size(), persons);
   delete graph;
+}
+
+// A full rebuild resolves its graph on a worker thread while the backend reads the graph's strings to store
+// the links (src/pg/identity_write.cpp, BackgroundResolve): resolving must leave the strings alone and give
+// exactly the single-threaded result. (Run under -fsanitize=thread to check for data races as well.) A stop
+// while resolving ends the worker through its own interrupts, and the graph can then go.
+TEST(IdentityGraph, ResolvesOnAWorkerWhileItsStringsAreRead) {
+  std::mt19937 rng(11);
+  std::vector<Obs> obs;
+  for (int i = 0; i < 20000; ++i) {
+    const int person = static_cast<int>(rng() % 3000);
+    obs.push_back({"web", "s" + std::to_string(rng() % 15000), "anonymous_id", "c" + std::to_string(person)});
+    if (rng() % 3 == 0) obs.push_back({"shop", "o" + std::to_string(i), "email", "p" + std::to_string(person) + "@x.com"});
+    if (rng() % 7 == 0) obs.push_back({"shop", "o" + std::to_string(i), "customer_id", std::to_string(rng() % 2000)});
+    if (rng() % 50 == 0) obs.push_back({"shop", "o" + std::to_string(i), "device_id", "kiosk" + std::to_string(rng() % 3)});
+  }
+  auto build = [&](IdentityGraph& g) {
+    for (const Obs& o : obs) {
+      const int32_t r = g.add_record(o.source, o.key);
+      const int32_t i = g.add_identifier(g.type_index(o.type), o.value, o.value != "c7");  // one invalid value
+      g.add_link(r, i, 1, 2);
+    }
+    g.release_lookups();
+  };
+  IdentityGraph inline_graph(default_types()), threaded(default_types());
+  build(inline_graph);
+  build(threaded);
+  Blocklist blocklist;
+  blocklist.add({threaded.type_index("email"), "p1@x.com", false, "test"});
+  inline_graph.resolve(blocklist);
+  {
+    cdp::WorkerThread worker;
+    cdp::Interrupts worker_interrupts([&worker] {
+      if (worker.stop_requested()) throw cdp::Error(cdp::sqlstate::kQueryCanceled, "stopped");
+    });
+    threaded.set_interrupts(&worker_interrupts);
+    worker.post([&] { threaded.resolve(blocklist); });
+    std::size_t bytes = 0;  // what storing the links reads meanwhile
+    for (int pass = 0; pass < 20; ++pass) {
+      for (int32_t r = 0; r < threaded.record_count(); ++r)
+        bytes += threaded.record_source(r).size() + threaded.record_key(r).size();
+      for (int32_t i = 0; i < threaded.identifier_count(); ++i)
+        bytes += threaded.identifier_value(i).size() + threaded.types()[threaded.identifier_type(i)].name.size();
+    }
+    worker.finish([] {});
+    threaded.set_interrupts(nullptr);
+    EXPECT_GT(bytes, 0u);
+  }
+  for (IdentityGraph* g : {&inline_graph, &threaded}) g->assign_ids(1);
+  ASSERT_EQ(inline_graph.record_count(), threaded.record_count());
+  for (int32_t r = 0; r < threaded.record_count(); ++r) ASSERT_EQ(inline_graph.record_person(r), threaded.record_person(r));
+  for (int32_t i = 0; i < threaded.identifier_count(); ++i) {
+    ASSERT_EQ(inline_graph.identifier_person(i), threaded.identifier_person(i));
+    ASSERT_EQ(inline_graph.identifier_reason(i), threaded.identifier_reason(i));
+  }
+  EXPECT_EQ(inline_graph.stats().persons, threaded.stats().persons);
+  EXPECT_EQ(inline_graph.cuts().size(), threaded.cuts().size());
+  EXPECT_GT(threaded.stats().hubs + threaded.stats().blocklisted + threaded.stats().invalid, 0);
+
+  // Stopped at once: the worker ends through its interrupts (or before it starts); the graph is freed after.
+  auto stopped = std::make_unique<IdentityGraph>(default_types());
+  build(*stopped);
+  cdp::WorkerThread worker;
+  cdp::Interrupts worker_interrupts([&worker] {
+    if (worker.stop_requested()) throw cdp::Error(cdp::sqlstate::kQueryCanceled, "stopped");
+  });
+  stopped->set_interrupts(&worker_interrupts);
+  worker.post([&] { stopped->resolve(blocklist); });
+  worker.stop();
+  stopped.reset();
 }
