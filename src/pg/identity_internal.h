@@ -12,8 +12,6 @@
 
 #include "core/worker_thread.h"
 
-#include <functional>
-
 namespace cdp::pg::identity_glue {
 
 // Serialises merge runs and erasures: pg_advisory_xact_lock(kLockClass, kLockObject).
