@@ -549,8 +549,7 @@ void IdentityGraph::assign_ids(int64_t first_new_id) {
 }
 
 void IdentityGraph::release_resolving_state() {
-  records_.release_lookup();
-  identifiers_.release_lookup();
+  release_lookups();
   decltype(adjacent_)().swap(adjacent_);
   decltype(cut_)().swap(cut_);
   decltype(size_)().swap(size_);

@@ -40,7 +40,6 @@ void PhoneWorker::hand_over() {
   auto batch = std::make_shared<Batch>();
   batch->bytes.swap(pending_);
   batch->ends.swap(pending_ends_);
-  batch->spellings = batch->ends.size();
   pending_.reserve(batch->bytes.size());
   pending_ends_.reserve(batch_);
   batches_.push_back(batch);
@@ -87,8 +86,6 @@ void PhoneWorker::finish(const std::function<void()>& poll) {
   }
   worker_.finish(poll);  // joins the worker: its batches' results are visible from here on
   for (auto& batch : batches_) {
-    if (batch->outcomes.size() != batch->spellings)
-      throw Error(sqlstate::kInternalError, "phone normalisation lost spellings");  // cannot happen
     const uint64_t base = values_.size();
     values_.append(batch->values.begin(), batch->values.end());
     for (const uint32_t end : batch->value_ends) offsets_.push_back(base + end);

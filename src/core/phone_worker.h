@@ -61,7 +61,6 @@ class PhoneWorker {
   struct Batch {
     std::string bytes;  // the spellings, freed once normalised
     std::vector<uint32_t> ends;
-    std::size_t spellings = 0;
     std::atomic<bool> claimed{false};  // set by the one thread (worker or owner) that normalises it
     // Written by that thread: the normalised values one after the other, where each ends, the outcomes.
     std::string values;

@@ -350,9 +350,7 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
       const std::string& reason = row.reason;
       const int64_t records = row.records;
       stored_records[identifier] = records;
-      std::string fingerprint = std::to_string(row.person) + '/' + reason + '/' + std::to_string(records) + '/' +
-                                std::to_string(row.first_seen) + '/' + std::to_string(row.last_seen);
-      previous.row[identifier] = identity::hash_bytes(fingerprint) | 1;
+      previous.row[identifier] = identifier_row_fingerprint(row.person, reason, records, row.first_seen, row.last_seen);
       if (reason == "invalid") ++before_invalid;
       if (reason == "blocklist") ++before_blocklisted;
       if (reason == "hub") ++before_hubs;

@@ -95,6 +95,15 @@ struct Previous {
   const std::vector<int64_t>* component_persons = nullptr;  // incremental subgraph: the persons it covers
 };
 
+// Fingerprint of a person_identifiers row (odd, so 0 can mean "no stored row"): the stored row and the row a
+// run would write compare equal exactly when nothing in it changed, so only changed rows are written.
+inline uint64_t identifier_row_fingerprint(int64_t person, std::string_view reason, int64_t records,
+                                           int64_t first_seen, int64_t last_seen) {
+  const std::string text = std::to_string(person) + '/' + std::string(reason) + '/' + std::to_string(records) + '/' +
+                           std::to_string(first_seen) + '/' + std::to_string(last_seen);
+  return identity::hash_bytes(text) | 1;
+}
+
 // A distinct link an incremental run stored (indexes into the staged graph of the run's observations).
 struct NewLink {
   int32_t record, identifier;
@@ -121,7 +130,7 @@ class BackgroundResolve {
   void stop() noexcept {
     if (worker_) worker_->stop();
   }
-  Previous previous;  // what start() loaded
+  Previous previous;  // what prepare() loaded
 
  private:
   IdentityGraph* graph_ = nullptr;

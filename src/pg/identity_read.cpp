@@ -382,6 +382,20 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
   // distinct link keeps (record, identifier, first seen) where its first observation was, the few seen at
   // several times keep their last seen aside, and the graph gets its own record << 32 | identifier pairs.
   const bool to_graph = full_rebuild && !tombstones;
+  // The distinct link starting at links[i] (a link read twice lies next to its twin), first and last seen
+  // merged; i moves past it.
+  struct Distinct {
+    int32_t record, identifier;
+    int64_t first_seen, last_seen;
+  };
+  auto next_distinct = [&links](std::size_t& i) {
+    Distinct d{links[i].record, links[i].identifier, links[i].at, links[i].at};
+    for (++i; i < links.size() && links[i].record == d.record && links[i].identifier == d.identifier; ++i) {
+      d.first_seen = std::min(d.first_seen, links[i].at);
+      d.last_seen = std::max(d.last_seen, links[i].at);
+    }
+    return d;
+  };
   std::vector<std::pair<std::size_t, int64_t>> later_seen;  // (distinct link, last seen) when not its first seen
   std::vector<uint8_t> valid;  // per identifier, read before resolving (which rewrites the reasons) starts
   if (to_graph) {
@@ -390,16 +404,11 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     pairs.reserve(links.size());  // address space only: what is written is resident
     std::size_t distinct = 0;
     for (std::size_t i = 0; i < links.size();) {
-      IngestLink link = links[i];
-      int64_t last_seen = link.at;
-      for (++i; i < links.size() && links[i].record == link.record && links[i].identifier == link.identifier; ++i) {
-        link.at = std::min(link.at, links[i].at);
-        last_seen = std::max(last_seen, links[i].at);
-      }
-      pairs.push_back(static_cast<uint64_t>(link.record) << 32 | static_cast<uint32_t>(link.identifier));
-      staged.note_seen(link.identifier, link.at, last_seen);
-      if (last_seen != link.at) later_seen.emplace_back(distinct, last_seen);
-      links[distinct++] = link;
+      const Distinct d = next_distinct(i);
+      pairs.push_back(static_cast<uint64_t>(d.record) << 32 | static_cast<uint32_t>(d.identifier));
+      staged.note_seen(d.identifier, d.first_seen, d.last_seen);
+      if (d.last_seen != d.first_seen) later_seen.emplace_back(distinct, d.last_seen);
+      links[distinct++] = IngestLink{d.record, d.identifier, d.first_seen};  // never past i: written behind it
       if ((distinct & 4095) == 0) interrupts.tick();
     }
     links.truncate(distinct);
@@ -480,17 +489,11 @@ void ingest(Oid relation, bool full_rebuild, const Config& config, Interrupts& i
     if (!full_rebuild) new_pairs.reserve(links.size());
     int64_t distinct = 0;
     for (std::size_t i = 0; i < links.size();) {
-      const IngestLink& first = links[i];
-      const int32_t record = first.record, identifier = first.identifier;
-      int64_t first_seen = first.at, last_seen = first.at;
-      for (++i; i < links.size() && links[i].record == record && links[i].identifier == identifier; ++i) {
-        first_seen = std::min(first_seen, links[i].at);
-        last_seen = std::max(last_seen, links[i].at);
-      }
+      const Distinct d = next_distinct(i);
       if ((++distinct & 4095) == 0) interrupts.tick();
-      store(record, identifier, first_seen, last_seen,
-            staged.identifier_reason(identifier) != identity::Reason::kInvalid);
-      if (!full_rebuild) new_pairs.push_back(NewLink{record, identifier, first_seen, last_seen});
+      store(d.record, d.identifier, d.first_seen, d.last_seen,
+            staged.identifier_reason(d.identifier) != identity::Reason::kInvalid);
+      if (!full_rebuild) new_pairs.push_back(NewLink{d.record, d.identifier, d.first_seen, d.last_seen});
     }
   }
   links.release();

@@ -41,11 +41,9 @@ void load_previous(IdentityGraph& graph, MemoryGuard& memory, Previous& previous
           gone_identifiers.push_back(Gone{std::string(row.cell(0).view()), std::string(row.cell(1).view())});
           return;
         }
-        std::string fingerprint = std::to_string(DatumGetInt64(row.datum(2))) + '/' + std::string(row.cell(3).view()) +
-                                  '/' + std::to_string(DatumGetInt64(row.datum(4))) + '/' +
-                                  std::to_string(static_cast<int64_t>(row.datum(5))) + '/' +
-                                  std::to_string(static_cast<int64_t>(row.datum(6)));
-        previous_row[identifier] = identity::hash_bytes(fingerprint) | 1;
+        previous_row[identifier] = identifier_row_fingerprint(
+            DatumGetInt64(row.datum(2)), row.cell(3).view(), DatumGetInt64(row.datum(4)),
+            static_cast<int64_t>(row.datum(5)), static_cast<int64_t>(row.datum(6)));
       });
   memory.check(graph.memory_bytes() + previous_row.capacity() * 8);
 }
@@ -98,7 +96,6 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
     resolve_write(run_id, config, interrupts, memory, phases, stats, graph, background->previous, background);
     return;
   }
-  identity::ValueNormaliser normaliser(config.phone_region);
   int64_t unknown_links = 0;
   const bool reused = graph.record_count() > 0;
   if (!reused) {
@@ -138,7 +135,6 @@ void resolve_and_write(int64_t run_id, const Config& config, Interrupts& interru
 void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts, MemoryGuard& memory,
                    Phases& phases, identity::ResolveStats& stats, IdentityGraph& graph, Previous& previous,
                    BackgroundResolve* background) {
-  identity::ValueNormaliser normaliser(config.phone_region);
   int64_t& previous_map_rows = previous.map_rows;
   int64_t& previous_identifier_rows = previous.identifier_rows;
   std::vector<Removed>& removed = previous.removed;
@@ -148,7 +144,7 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
   if (background) {
     background->finish(interrupts, memory);
   } else {
-    const identity::Blocklist blocklist = load_blocklist(graph, normaliser);
+    const identity::Blocklist blocklist = load_blocklist(graph, identity::ValueNormaliser(config.phone_region));
     graph.release_lookups();  // nothing is looked up by key from here on; resolving's peak does without them
     graph.resolve(blocklist);
   }
@@ -173,15 +169,13 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
          std::to_string(phases.ms.back().second) + " ms");
 
   // person_identifiers rows to write: those that differ from the stored row (by fingerprint), in key order.
-  // A worker thread works them out while the backend writes identity_map and persons; both only read the
-  // graph and the previous rows from here on.
+  // A worker thread works them out while the backend writes identity_map; both only read the graph and the
+  // previous rows from here on.
   auto fingerprint_of = [&](int32_t identifier) {
-    std::string fingerprint = std::to_string(graph.identifier_person(identifier)) + '/' +
-                              identity::reason_name(graph.identifier_reason(identifier)) + '/' +
-                              std::to_string(graph.identifier_records(identifier)) + '/' +
-                              std::to_string(graph.identifier_first_seen(identifier)) + '/' +
-                              std::to_string(graph.identifier_last_seen(identifier));
-    return identity::hash_bytes(fingerprint) | 1;
+    return identifier_row_fingerprint(graph.identifier_person(identifier),
+                                      identity::reason_name(graph.identifier_reason(identifier)),
+                                      graph.identifier_records(identifier), graph.identifier_first_seen(identifier),
+                                      graph.identifier_last_seen(identifier));
   };
   // Many rows gone (a full rebuild over another relation): the table is emptied and written whole.
   const bool rewrite_identifiers =
@@ -196,10 +190,11 @@ void resolve_write(int64_t run_id, const Config& config, Interrupts& interrupts,
     sort_by_bytes(identifier_order, [&](int32_t identifier) { return graph.identifier_bytes(identifier); });
   };
   // identity_map rows to write (records whose person changed, or all when the table is rewritten), in key
-  // order (bytewise, the C collation's): b-tree inserts then mostly hit the rightmost leaf, several times faster
-  // than random order, and the primary key's build after a first load is a single pass over presorted input. Many records gone (a full rebuild over another relation): the map
-  // is emptied and written whole, since keyed deletes in batches would each rescan it. A worker thread picks
-  // and sorts them while the backend writes persons.
+  // order (bytewise, the C collation's): b-tree inserts then mostly hit the rightmost leaf, several times
+  // faster than random order, and the primary key's build after a first load is a single pass over presorted
+  // input. Many records gone (a full rebuild over another relation): the map is emptied and written whole,
+  // since keyed deletes in batches would each rescan it. A worker thread picks and sorts the rows while the
+  // backend writes persons.
   const bool rewrite_map = removed.size() > 10000 && removed.size() * 10 > static_cast<std::size_t>(previous_map_rows);
   std::vector<int32_t> changed;
   WorkerThread record_sorter;  // declared after what it reads: joined before those go

@@ -574,6 +574,13 @@ TEST(IdentityGraph, ReleasingResolvingStateKeepsResults) {
 // the links (src/pg/identity_write.cpp, BackgroundResolve): resolving must leave the strings alone and give
 // exactly the single-threaded result. (Run under -fsanitize=thread to check for data races as well.) A stop
 // while resolving ends the worker through its own interrupts, and the graph can then go.
+// What a graph resolved on a worker polls, as BackgroundResolve sets it: the worker's stop flag only.
+cdp::Interrupts polls_stop_of(const cdp::WorkerThread& worker) {
+  return cdp::Interrupts([&worker] {
+    if (worker.stop_requested()) throw cdp::Error(cdp::sqlstate::kQueryCanceled, "stopped");
+  });
+}
+
 TEST(IdentityGraph, ResolvesOnAWorkerWhileItsStringsAreRead) {
   std::mt19937 rng(11);
   std::vector<Obs> obs;
@@ -600,9 +607,7 @@ TEST(IdentityGraph, ResolvesOnAWorkerWhileItsStringsAreRead) {
   inline_graph.resolve(blocklist);
   {
     cdp::WorkerThread worker;
-    cdp::Interrupts worker_interrupts([&worker] {
-      if (worker.stop_requested()) throw cdp::Error(cdp::sqlstate::kQueryCanceled, "stopped");
-    });
+    cdp::Interrupts worker_interrupts = polls_stop_of(worker);
     threaded.set_interrupts(&worker_interrupts);
     worker.post([&] { threaded.resolve(blocklist); });
     std::size_t bytes = 0;  // what storing the links reads meanwhile
@@ -631,9 +636,7 @@ TEST(IdentityGraph, ResolvesOnAWorkerWhileItsStringsAreRead) {
   auto stopped = std::make_unique<IdentityGraph>(default_types());
   build(*stopped);
   cdp::WorkerThread worker;
-  cdp::Interrupts worker_interrupts([&worker] {
-    if (worker.stop_requested()) throw cdp::Error(cdp::sqlstate::kQueryCanceled, "stopped");
-  });
+  cdp::Interrupts worker_interrupts = polls_stop_of(worker);
   stopped->set_interrupts(&worker_interrupts);
   worker.post([&] { stopped->resolve(blocklist); });
   worker.stop();
