@@ -108,7 +108,10 @@ extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
     std::vector<NewLink> new_pairs;
     ingest(relation, full_rebuild, config, interrupts, memory, phases, skipped, read, new_links, hwm, has_hwm, graph,
            staged, new_pairs, background);
-    const int jit_level = begin_jit_off();  // the rest reads and writes only pg_cdp's tables
+    // pg_cdp's own statements over its own tables (index probes with tens of thousands of outer rows, scans
+    // of identity_links) are estimated far above jit_above_cost, so each one was JIT-compiled with inlining
+    // and optimisation: ~100 ms per statement for plans that run a few hundred ms. Off for the rest.
+    StatementSettings jit_off({{"jit", "off"}});
     bool done = false;
     if (staged) {
       // Unchanged rules since the previous run: only the part of the graph the new links touch.
@@ -127,7 +130,7 @@ extern "C" Datum cdp_merge_identities(PG_FUNCTION_ARGS) {
     if (!done)
       recompute(run_id, config, interrupts, memory, phases, skipped, read, new_links, has_hwm, hwm, std::move(graph),
                 fingerprint, &background);
-    end_jit_off(jit_level);
+    jit_off.restore();
     disconnect();
     PG_RETURN_VOID();
   });

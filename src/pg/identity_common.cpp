@@ -64,21 +64,6 @@ void disconnect() {
   pg_call([] { SPI_finish(); });
 }
 
-// pg_cdp's own statements over its own tables (index probes with tens of thousands of outer rows, scans of
-// identity_links) are estimated far above jit_above_cost, so each one was JIT-compiled with inlining and
-// optimisation: ~100 ms per statement for plans that run a few hundred ms. Off for the rest of the call,
-// restored by end_jit_off, or by the transaction's abort on error (the way a function's SET clause works).
-int begin_jit_off() {
-  return pg_call([]() -> int {
-    const int level = NewGUCNestLevel();
-    (void)set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-    return level;
-  });
-}
-void end_jit_off(int level) {
-  pg_call([level] { AtEOXact_GUC(true, level); });
-}
-
 Interrupts pg_interrupts() {
   return Interrupts([] { check_for_interrupts(); });
 }

@@ -153,9 +153,6 @@ struct PreviousRun {
 void connect();
 void disconnect();
 Interrupts pg_interrupts();
-// jit = off until end_jit_off(level) (or the end of the transaction on error): pg_cdp's own statements.
-int begin_jit_off();
-void end_jit_off(int level);
 // Normalises (type, raw value) with the stored rules; throws 22023 for an unknown type.
 identity::Normalised normalise_one(const Config& config, std::string_view type_name, std::string_view raw,
                                    int* type_out = nullptr);

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <set>
@@ -112,6 +113,32 @@ inline SpiArg text_array_param(const std::vector<std::string_view>& values) {
   });
   return SpiArg{TEXTARRAYOID, d, false};
 }
+
+inline SpiArg int4_array_param(const std::vector<int32_t>& values) {
+  Datum d = pg_call([&]() -> Datum {
+    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (values.size() + 1)));
+    for (std::size_t i = 0; i < values.size(); ++i) elems[i] = Int32GetDatum(values[i]);
+    return PointerGetDatum(construct_array(elems, static_cast<int>(values.size()), INT4OID, 4, true, TYPALIGN_INT));
+  });
+  return SpiArg{INT4ARRAYOID, d, false};
+}
+
+// Settings for the statements of one block, put back by restore() (or, if an error ends the block first,
+// by the transaction's abort): the way a function's SET clause works. Blocks nest; restore inner first.
+class StatementSettings {
+ public:
+  explicit StatementSettings(std::initializer_list<std::pair<const char*, std::string>> settings) {
+    pg_call([&] {
+      level_ = NewGUCNestLevel();
+      for (const auto& [name, value] : settings)
+        (void)set_config_option(name, value.c_str(), PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    });
+  }
+  void restore() { pg_call([&] { AtEOXact_GUC(true, level_); }); }
+
+ private:
+  int level_ = 0;
+};
 
 // pg_catalog.hashtext(text) of a value under a deterministic collation (the key of identity_links_key_idx):
 // hash_any over the bytes, which never raises an error.
