@@ -50,6 +50,14 @@ SELECT pg_temp.outcome($$SELECT cdp.rfm_agg(ordered_at, amount) FROM nan_orders$
 UPDATE nan_orders SET ordered_at = '2027-01-01' WHERE customer_id = 4;
 SELECT pg_temp.outcome($$SELECT * FROM cdp.rfm('nan_orders', 'customer_id', 'ordered_at', 'amount', '2026-07-01')$$);
 
+-- An order at -infinity: ERROR 22008 from both functions (as from the lifecycle aggregates and
+-- refresh_profiles; it has no recency). +infinity is after every as_of: never read by cdp.rfm.
+UPDATE nan_orders SET amount = 5, ordered_at = '-infinity' WHERE customer_id = 4;
+SELECT pg_temp.outcome($$SELECT * FROM cdp.rfm('nan_orders', 'customer_id', 'ordered_at', 'amount', '2026-07-01')$$);
+SELECT pg_temp.outcome($$SELECT cdp.rfm_agg(ordered_at, amount) FROM nan_orders$$);
+UPDATE nan_orders SET ordered_at = 'infinity' WHERE customer_id = 4;
+SELECT count(*) AS scored FROM cdp.rfm('nan_orders', 'customer_id', 'ordered_at', 'amount', '2026-07-01');
+
 -- NULL as_of: ERROR 22004 (so does any other NULL argument except segment_map); infinite as_of: 22023.
 SELECT pg_temp.outcome($$SELECT * FROM cdp.rfm('bad_orders', 'customer_id', 'ordered_at', 'amount', NULL)$$);
 SELECT pg_temp.outcome($$SELECT * FROM cdp.rfm('bad_orders', NULL, 'ordered_at', 'amount', '2026-07-01')$$);

@@ -279,7 +279,14 @@ Decimal amount_from_numeric(const std::uint8_t* payload, std::size_t length) {
   }
 }
 
+void check_order_time(std::int64_t ordered_at) {
+  if (ordered_at == std::numeric_limits<std::int64_t>::min())
+    throw Error("22008", "ordered_at must not be -infinity", "An order at -infinity has no recency.",
+                "Exclude such rows, e.g. with a view that filters them out.");
+}
+
 void add_order(OrderStats& stats, std::int64_t ordered_at, const Decimal& amount) {
+  check_order_time(ordered_at);
   stats.monetary += amount;
   if (amount.sign() > 0) {
     stats.positive_total += amount;

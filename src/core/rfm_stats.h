@@ -91,7 +91,13 @@ struct OrderStats {
 static_assert(std::is_trivially_copyable_v<OrderStats>, "OrderStats is copied as plain bytes");
 static_assert(std::is_trivially_destructible_v<OrderStats>, "OrderStats lives in palloc'd memory");
 
-// Folds one row in. Throws cdp::Error 22003 when a sum leaves the exact range (38 digits).
+// An order time must be a real time: -infinity (INT64_MIN) throws cdp::Error 22008, as in the lifecycle
+// aggregates and profiles (it would make recency infinite). +infinity never reaches cdp.rfm (after every
+// as_of); cdp.rfm_agg keeps it as a time.
+void check_order_time(std::int64_t ordered_at);
+
+// Folds one row in. Throws cdp::Error 22008 for an ordered_at of -infinity and 22003 when a sum leaves the
+// exact range (38 digits).
 void add_order(OrderStats& stats, std::int64_t ordered_at, const Decimal& amount);
 // Folds the rows of `from` into `into` (combine step of a parallel aggregate).
 void merge(OrderStats& into, const OrderStats& from);

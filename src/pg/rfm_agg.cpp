@@ -42,7 +42,8 @@ OrderStats* new_state(MemoryContext context, const OrderStats& value) {
 
 }  // namespace
 
-// Rows with a NULL ordered_at or amount are ignored (like sum()); NaN/Infinity amounts are errors.
+// Rows with a NULL ordered_at or amount are ignored (like sum()); NaN/Infinity amounts and an ordered_at of
+// -infinity are errors.
 Datum cdp_rfm_agg_transition(PG_FUNCTION_ARGS) {
   return cdp::pg::guarded([&]() -> Datum {
     MemoryContext context = aggregate_context(fcinfo, "cdp.rfm_agg_transition");

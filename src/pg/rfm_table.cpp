@@ -100,6 +100,7 @@ bool fold_row(Receiver* receiver, std::int64_t int_key, const char* key_bytes, s
               TimestampTz ordered_at, const std::uint8_t* numeric, std::size_t numeric_length,
               std::int64_t int_amount) noexcept {
   try {
+    cdp::rfm::check_order_time(ordered_at);
     const cdp::Decimal amount = receiver->amount_kind == AmountKind::kNumeric
                                     ? cdp::rfm::amount_from_numeric(numeric, numeric_length)
                                     : cdp::Decimal::from_int(int_amount);
@@ -450,9 +451,8 @@ void emit_rows(RfmCall* plan, const OutputRow* rows, std::size_t count) {
   MemoryContextReset(plan->output_context);
 }
 
-// Days (fractional) from the last order to as_of; +Infinity for a last order at -infinity.
+// Days (fractional) from the last order (never -infinity: refused when read) to as_of.
 double recency_days(TimestampTz as_of, TimestampTz last_order_at) {
-  if (last_order_at == DT_NOBEGIN) return std::numeric_limits<double>::infinity();
   std::int64_t microseconds;
   if (__builtin_sub_overflow(as_of, last_order_at, &microseconds))  // only near the ends of the timestamp range
     return (static_cast<double>(as_of) - static_cast<double>(last_order_at)) / USECS_PER_DAY;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -55,6 +56,16 @@ TEST(OrderStats, OnlyRefundsGiveNoOrders) {
   EXPECT_EQ(stats.monetary.to_string(), "-3.00");
 }
 
+TEST(OrderStats, AnOrderAtMinusInfinityIsRefusedAndPlusInfinityIsATime) {
+  OrderStats stats;
+  const std::int64_t minus_infinity = std::numeric_limits<std::int64_t>::min();
+  EXPECT_EQ(sqlstate_of([&] { add_order(stats, minus_infinity, money("5")); }), "22008");
+  EXPECT_EQ(sqlstate_of([&] { add_order(stats, minus_infinity, money("-5")); }), "22008");  // a refund too
+  EXPECT_EQ(stats.rows, 0);  // nothing folded in
+  add_order(stats, std::numeric_limits<std::int64_t>::max(), money("5"));
+  EXPECT_EQ(stats.last_order_at, std::numeric_limits<std::int64_t>::max());
+}
+
 TEST(OrderStats, MergeEqualsOneSerialPassInAnySplit) {
   std::mt19937_64 random(7);
   std::vector<std::pair<std::int64_t, Decimal>> rows;
@@ -96,14 +107,14 @@ TEST(OrderStats, SerializeRoundTrips) {
   EXPECT_EQ(back.last_order_at, stats.last_order_at);
   EXPECT_EQ(back.monetary.to_string(), "8.375");
   EXPECT_EQ(back.positive_total.to_string(), "12.625");
-  // Extreme values survive too.
+  // Extreme values survive too (-infinity itself is refused by add_order).
   OrderStats extreme;
-  add_order(extreme, INT64_MIN, Decimal(static_cast<__int128>(1) << 120, 30));
+  add_order(extreme, INT64_MIN + 1, Decimal(static_cast<__int128>(1) << 120, 30));
   add_order(extreme, INT64_MAX, money("-1"));
   serialize(extreme, bytes);
   const OrderStats extreme_back = deserialize(bytes, sizeof bytes);
   EXPECT_TRUE(extreme_back.monetary == extreme.monetary);
-  EXPECT_EQ(extreme_back.first_order_at, INT64_MIN);
+  EXPECT_EQ(extreme_back.first_order_at, INT64_MIN + 1);
 }
 
 TEST(OrderStats, CorruptBytesAreAnErrorNeverACrash) {
