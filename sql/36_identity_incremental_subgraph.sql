@@ -119,6 +119,9 @@ SELECT new_observations, resolved_links, merges, splits, new_persons, jitter,
        links = lag(links) OVER w AND persons = lag(persons) OVER w AS same_totals
   FROM cdp.merge_runs WINDOW w AS (ORDER BY run_id) ORDER BY run_id DESC LIMIT 1;
 
+-- The session's settings, which a run changes for some statements and puts back.
+SELECT current_setting('enable_seqscan') || current_setting('enable_indexscan') || current_setting('work_mem') ||
+       current_setting('jit') AS settings_before \gset
 -- Stored links are read back by the hash of their record's key: a record whose key shares that hash with a
 -- touched record's comes back too, and stays out of the run (its 1 link is not resolved, its person stays).
 SELECT hashtext('order-221716') = hashtext('order-313556') AS same_key_hash;
@@ -129,7 +132,9 @@ CREATE TEMP TABLE hash_persons AS SELECT source_key, person_id FROM cdp.identity
 INSERT INTO obs VALUES ('shop', 'order-221716', 'loyalty_id', 'L-hash', '2024-01-07 13:00');
 CALL cdp.merge_identities('obs');
 SELECT resolved_links, (SELECT count(*) FROM hash_persons h JOIN cdp.identity_map m USING (source_key, person_id))
-       AS same_persons, differences_from_full_rebuild() AS differences
+       AS same_persons, current_setting('enable_seqscan') || current_setting('enable_indexscan') ||
+       current_setting('work_mem') || current_setting('jit') = :'settings_before' AS settings_kept,
+       differences_from_full_rebuild() AS differences
   FROM cdp.merge_runs WHERE run_id = (SELECT max(run_id) FROM cdp.merge_runs);
 
 -- Changed rules fall back to re-resolving everything (and still equal a full rebuild).
@@ -143,8 +148,9 @@ SELECT resolved_links = links AS everything_resolved, differences_from_full_rebu
 -- session's planner settings as they were.
 CALL add_batch(8, 1500, 0, 1300);
 CALL cdp.merge_identities('obs');
-SELECT resolved_links = links AS everything_resolved, current_setting('enable_seqscan') AS enable_seqscan,
-       current_setting('enable_indexscan') AS enable_indexscan, current_setting('work_mem') AS work_mem
+SELECT resolved_links = links AS everything_resolved, current_setting('enable_seqscan') ||
+       current_setting('enable_indexscan') || current_setting('work_mem') || current_setting('jit')
+       = :'settings_before' AS settings_kept
   FROM cdp.merge_runs WHERE run_id = (SELECT max(run_id) FROM cdp.merge_runs);
 ROLLBACK;
 RESET client_min_messages;

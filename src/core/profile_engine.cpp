@@ -61,8 +61,7 @@ void ProfileEngine::fold(std::uint32_t index, std::int64_t ordered_at, const Dec
   if (amount != nullptr) rfm::add_order(person.rfm, ordered_at, *amount);
   ++rows_;
   if (ordered_at > local_as_of_) return;  // a later local time (the DST fall-back hour): not for the lifecycle
-  if (ordered_at == std::numeric_limits<std::int64_t>::min())
-    throw Error("22008", "ordered_at must not be -infinity");
+  rfm::check_order_time(ordered_at);  // a row without an amount (add_order checked the others)
   if (amount == nullptr || amount->sign() <= 0) return;
   if (person.lifecycle_orders == 0 || ordered_at > person.lifecycle_last_order_at)
     person.lifecycle_last_order_at = ordered_at;

@@ -101,11 +101,12 @@ static void read_stored_values(const std::vector<std::string_view>& types, const
 // records, the links of 370k records came ~2x faster than with one index probe per key, whose heap pages
 // come in random order. The planner would scan the whole table instead (its row estimate is far too
 // high), so the other scans are off; work_mem covers an exact bitmap of every page of the table (64 bytes
-// a page, doubled), as a lossy one rechecks whole pages.
+// a page, doubled), as a lossy one rechecks whole pages. (That bitmap, ~20 MB at 10M records, is
+// PostgreSQL's memory, outside pg_cdp's MemoryGuard.)
 static StatementSettings bitmap_scan_settings(const char* table) {
   spi_run("SELECT pg_catalog.pg_relation_size($1::regclass) / pg_catalog.current_setting('block_size')::int8",
           {text_param(table)});
-  const int64_t bitmap_kb = result_int64(0, 1) * 128 / 1024 + 1024;
+  const int64_t bitmap_kb = std::min<int64_t>(result_int64(0, 1) * 128 / 1024 + 1024, MAX_KILOBYTES);
   return StatementSettings({{"enable_seqscan", "off"},
                             {"enable_indexscan", "off"},
                             {"work_mem", std::to_string(std::max<int64_t>(work_mem, bitmap_kb))}});
@@ -243,22 +244,6 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
   // was stored; then every record is probed as before). Records of the seed persons are all probed.
   spi_run("SELECT EXISTS (SELECT FROM cdp.identity_tombstones)::int4::int8");
   const bool probe_new_records = result_int64(0, 1) != 0;
-  // The records whose links are read: those of the seed persons, and (see above) the new ones. A staged
-  // record with a map row belongs to a seed person, so it is among previous_of already.
-  IdentityGraph wanted(config.types, &interrupts);
-  std::vector<int32_t> key_hashes;
-  for (const PreviousRecord& p : previous_of) {
-    wanted.add_record(p.source, p.key);
-    key_hashes.push_back(hashtext_of(p.key));
-  }
-  if (probe_new_records)
-    for (int32_t r = 0; r < staged.record_count(); ++r)
-      if (!staged_record_known[r]) {
-        wanted.add_record(staged.record_source(r), staged.record_key(r));
-        key_hashes.push_back(hashtext_of(staged.record_key(r)));
-      }
-  std::sort(key_hashes.begin(), key_hashes.end());
-  key_hashes.erase(std::unique(key_hashes.begin(), key_hashes.end()), key_hashes.end());
 
   // 3. All stored links of those records (a record without stored links, e.g. a tombstoned one, is no record),
   // in one bitmap scan of the key-hash index. A key hash shared with a record not wanted brings its rows
@@ -266,6 +251,22 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
   std::vector<uint64_t> loaded_pairs;  // record << 32 | identifier, one per stored row
   int64_t unknown_links = 0;
   {
+    // The records whose links are read: those of the seed persons, and (see above) the new ones. A staged
+    // record with a map row belongs to a seed person, so it is among previous_of already.
+    IdentityGraph wanted(config.types, &interrupts);
+    std::vector<int32_t> key_hashes;
+    for (const PreviousRecord& p : previous_of) {
+      wanted.add_record(p.source, p.key);
+      key_hashes.push_back(hashtext_of(p.key));
+    }
+    if (probe_new_records)
+      for (int32_t r = 0; r < staged.record_count(); ++r)
+        if (!staged_record_known[r]) {
+          wanted.add_record(staged.record_source(r), staged.record_key(r));
+          key_hashes.push_back(hashtext_of(staged.record_key(r)));
+        }
+    std::sort(key_hashes.begin(), key_hashes.end());
+    key_hashes.erase(std::unique(key_hashes.begin(), key_hashes.end()), key_hashes.end());
     StatementSettings settings = bitmap_scan_settings("cdp.identity_links");
     Cursor cursor(
         "SELECT l.source, l.source_key, l.id_type, l.id_value, l.valid, l.first_seen, l.last_seen "

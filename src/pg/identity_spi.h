@@ -134,6 +134,9 @@ class StatementSettings {
         (void)set_config_option(name, value.c_str(), PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     });
   }
+  StatementSettings(StatementSettings&&) = default;  // returned by value (elided)
+  StatementSettings(const StatementSettings&) = delete;
+  StatementSettings& operator=(const StatementSettings&) = delete;
   void restore() { pg_call([&] { AtEOXact_GUC(true, level_); }); }
 
  private:

@@ -100,10 +100,10 @@ bool fold_row(Receiver* receiver, std::int64_t int_key, const char* key_bytes, s
               TimestampTz ordered_at, const std::uint8_t* numeric, std::size_t numeric_length,
               std::int64_t int_amount) noexcept {
   try {
-    cdp::rfm::check_order_time(ordered_at);
     const cdp::Decimal amount = receiver->amount_kind == AmountKind::kNumeric
                                     ? cdp::rfm::amount_from_numeric(numeric, numeric_length)
                                     : cdp::Decimal::from_int(int_amount);
+    cdp::rfm::check_order_time(ordered_at);  // after the amount, as cdp.rfm_agg checks them
     if (key_bytes != nullptr) {
       receiver->table->add(key_bytes, key_length, ordered_at, amount);
       return true;
