@@ -240,8 +240,8 @@ bool resolve_subgraph(int64_t run_id, const Config& config, Interrupts& interrup
     previous_persons = static_cast<int64_t>(std::unique(found.begin(), found.end()) - found.begin());
   }
   // A new link's record without an identity_map row is new: its stored links are exactly the ones this
-  // run stored, so they are added from the staged graph instead of probed (unless tombstones filtered what
-  // was stored; then every record is probed as before). Records of the seed persons are all probed.
+  // run stored, so they are added from the staged graph instead of read back (unless tombstones filtered
+  // what was stored; then every record's links are read). The seed persons' records are all read.
   spi_run("SELECT EXISTS (SELECT FROM cdp.identity_tombstones)::int4::int8");
   const bool probe_new_records = result_int64(0, 1) != 0;
 

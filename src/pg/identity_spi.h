@@ -134,8 +134,7 @@ class StatementSettings {
         (void)set_config_option(name, value.c_str(), PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     });
   }
-  StatementSettings(StatementSettings&&) = default;  // returned by value (elided)
-  StatementSettings(const StatementSettings&) = delete;
+  StatementSettings(const StatementSettings&) = delete;  // one restore per level (returned by value: elided)
   StatementSettings& operator=(const StatementSettings&) = delete;
   void restore() { pg_call([&] { AtEOXact_GUC(true, level_); }); }
 
