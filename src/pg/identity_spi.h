@@ -96,31 +96,27 @@ inline SpiArg text_param(std::string_view s) {
 inline SpiArg int8_param(int64_t v) { return SpiArg{INT8OID, Int64GetDatum(v), false}; }
 inline SpiArg bool_param(bool v) { return SpiArg{BOOLOID, BoolGetDatum(v), false}; }
 inline SpiArg oid_param(Oid v) { return SpiArg{OIDOID, ObjectIdGetDatum(v), false}; }
-inline SpiArg int8_array_param(const std::vector<int64_t>& values) {
+// An array parameter of `type` whose elements to_datum makes (in the current memory context).
+template <typename T, typename ToDatum>
+inline SpiArg array_param(const std::vector<T>& values, Oid type, int16 length, bool by_value, char align,
+                          Oid array_type, ToDatum to_datum) {
   Datum d = pg_call([&]() -> Datum {
     Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (values.size() + 1)));
-    for (std::size_t i = 0; i < values.size(); ++i) elems[i] = Int64GetDatum(values[i]);
-    return PointerGetDatum(construct_array(elems, static_cast<int>(values.size()), INT8OID, 8, true, TYPALIGN_DOUBLE));
+    for (std::size_t i = 0; i < values.size(); ++i) elems[i] = to_datum(values[i]);
+    return PointerGetDatum(construct_array(elems, static_cast<int>(values.size()), type, length, by_value, align));
   });
-  return SpiArg{INT8ARRAYOID, d, false};
+  return SpiArg{array_type, d, false};
+}
+inline SpiArg int8_array_param(const std::vector<int64_t>& values) {
+  return array_param(values, INT8OID, 8, true, TYPALIGN_DOUBLE, INT8ARRAYOID, [](int64_t v) { return Int64GetDatum(v); });
+}
+inline SpiArg int4_array_param(const std::vector<int32_t>& values) {
+  return array_param(values, INT4OID, 4, true, TYPALIGN_INT, INT4ARRAYOID, [](int32_t v) { return Int32GetDatum(v); });
 }
 inline SpiArg text_array_param(const std::vector<std::string_view>& values) {
-  Datum d = pg_call([&]() -> Datum {
-    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (values.size() + 1)));
-    for (std::size_t i = 0; i < values.size(); ++i)
-      elems[i] = PointerGetDatum(cstring_to_text_with_len(values[i].data(), values[i].size()));
-    return PointerGetDatum(construct_array(elems, static_cast<int>(values.size()), TEXTOID, -1, false, TYPALIGN_INT));
+  return array_param(values, TEXTOID, -1, false, TYPALIGN_INT, TEXTARRAYOID, [](std::string_view v) {
+    return PointerGetDatum(cstring_to_text_with_len(v.data(), static_cast<int>(v.size())));
   });
-  return SpiArg{TEXTARRAYOID, d, false};
-}
-
-inline SpiArg int4_array_param(const std::vector<int32_t>& values) {
-  Datum d = pg_call([&]() -> Datum {
-    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (values.size() + 1)));
-    for (std::size_t i = 0; i < values.size(); ++i) elems[i] = Int32GetDatum(values[i]);
-    return PointerGetDatum(construct_array(elems, static_cast<int>(values.size()), INT4OID, 4, true, TYPALIGN_INT));
-  });
-  return SpiArg{INT4ARRAYOID, d, false};
 }
 
 // Settings for the statements of one block, put back by restore() (or, if an error ends the block first,
